@@ -1,0 +1,553 @@
+//! The dynamic configuration model: routers, services and middlewares.
+//!
+//! It mirrors Traefik v3's dynamic configuration (same keys, camelCase), so a
+//! Traefik file decodes into it unchanged and `/api/rawdata` serializes it back
+//! in Traefik's shape. Plain data, no I/O: providers fill it, `routing` compiles it.
+//!
+//! Fields Traefik has but escale does not implement are typed [`Unsupported`]:
+//! they decode (so the file is accepted) and produce a warning naming the key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::GoDuration;
+use super::tree::Unsupported;
+
+/// A whole dynamic configuration, as one provider sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DynamicConfig {
+    #[serde(skip_serializing_if = "HttpConfig::is_empty")]
+    pub http: HttpConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpConfig {
+    pub routers: BTreeMap<String, Router>,
+    pub services: BTreeMap<String, Service>,
+    pub middlewares: BTreeMap<String, Middleware>,
+    pub servers_transports: BTreeMap<String, ServersTransport>,
+}
+
+impl HttpConfig {
+    pub fn is_empty(&self) -> bool {
+        self.routers.is_empty()
+            && self.services.is_empty()
+            && self.middlewares.is_empty()
+            && self.servers_transports.is_empty()
+    }
+}
+
+/// Which grammar a router's rule is written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleSyntax {
+    /// Traefik v1 `Matcher:a,b;Matcher2:c`, as v1 labels write it. Its
+    /// modifiers (PathPrefixStrip, AddPrefix, ...) become implicit middlewares.
+    V1,
+    /// Traefik v2 expressions; escale parses them with the v3 grammar.
+    V2,
+    #[default]
+    V3,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Router {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entry_points: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub middlewares: Vec<String>,
+    pub service: String,
+    pub rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_syntax: Option<RuleSyntax>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouterTls>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observability: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RouterTls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_resolver: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weighted: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirroring: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoadBalancer {
+    pub servers: Vec<Server>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Traefik's default is `true`: the client's Host goes to the backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_host_header: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers_transport: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_forwarding: Option<Unsupported>,
+    /// escale extension: passive health (ejection on live-traffic failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passive_health_check: Option<PassiveHealthCheck>,
+    /// escale extension: most in-flight requests per server (0 = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_conns_per_server: Option<u32>,
+}
+
+impl LoadBalancer {
+    pub fn pass_host_header(&self) -> bool {
+        self.pass_host_header.unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Server {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preserve_path: Option<bool>,
+    /// Where the server comes from (swarm task, node, slot). Filled by
+    /// providers, never read from a file.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<ServerOrigin>,
+}
+
+/// The swarm task behind a server, for the API and dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerOrigin {
+    pub task_id: String,
+    pub node_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm_service: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Sticky {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<StickyCookie>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StickyCookie {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub secure: bool,
+    pub http_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_site: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HealthCheck {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy_interval: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// escale extension: eject a server after live-traffic failures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PassiveHealthCheck {
+    /// Consecutive failures before ejection (default 1 for connect errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failed_attempts: Option<u32>,
+    /// First ejection period; it doubles while the server keeps failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_window: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ejection: Option<GoDuration>,
+}
+
+/// A middleware: exactly one of its fields is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Middleware {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_prefix: Option<AddPrefix>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<StripPrefix>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip_prefix_regex: Option<StripPrefixRegex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replace_path: Option<ReplacePath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replace_path_regex: Option<ReplacePathRegex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_scheme: Option<RedirectScheme>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_regex: Option<RedirectRegex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Chain>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight_req: Option<InFlightReq>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    // Traefik middlewares escale does not implement: accepted with a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffering: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest_auth: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_auth: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_web: Option<Unsupported>,
+    #[serde(rename = "ipAllowList", skip_serializing_if = "Option::is_none")]
+    pub ip_allow_list: Option<Unsupported>,
+    #[serde(rename = "passTLSClientCert", skip_serializing_if = "Option::is_none")]
+    pub pass_tls_client_cert: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AddPrefix {
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StripPrefix {
+    pub prefixes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_slash: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StripPrefixRegex {
+    pub regex: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReplacePath {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReplacePathRegex {
+    pub regex: String,
+    pub replacement: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RedirectScheme {
+    pub scheme: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    pub permanent: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RedirectRegex {
+    pub regex: String,
+    pub replacement: String,
+    pub permanent: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Headers {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_request_headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_response_headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_origin_list: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_methods: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_headers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_credentials: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_control_max_age: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_vary_header: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_deny: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_frame_options_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type_nosniff: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser_xss_filter: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sts_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sts_include_subdomains: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sts_preload: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_security_policy: Option<String>,
+    // Security headers escale does not implement yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_control_expose_headers: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts_proxy_headers: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_proxy_headers: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_sts_header: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_browser_xss_value: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_security_policy_report_only: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions_policy: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_development: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BasicAuth {
+    pub users: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    pub remove_header: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Chain {
+    pub middlewares: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Retry {
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_interval: Option<GoDuration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SourceCriterion {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_strategy: Option<IpStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_header_name: Option<String>,
+    pub request_host: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IpStrategy {
+    pub depth: u32,
+    #[serde(rename = "excludedIPs", skip_serializing_if = "Vec::is_empty")]
+    pub excluded_ips: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InFlightReq {
+    pub amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimit {
+    pub average: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<GoDuration>,
+    pub burst: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CircuitBreaker {
+    pub expression: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_period: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_duration: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_duration: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<u16>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServersTransport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_idle_conns_per_host: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_timeouts: Option<ForwardingTimeouts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_http2: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<Unsupported>,
+    #[serde(rename = "rootCAs", skip_serializing_if = "Option::is_none")]
+    pub root_cas: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Unsupported>,
+    #[serde(rename = "peerCertURI", skip_serializing_if = "Option::is_none")]
+    pub peer_cert_uri: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ForwardingTimeouts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dial_timeout: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_header_timeout: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_conn_timeout: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_idle_timeout: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_timeout: Option<Unsupported>,
+}
+
+impl Middleware {
+    /// The Traefik type name of the middleware that is set (`stripPrefix`, ...),
+    /// or `None` when no field is set.
+    pub fn kind(&self) -> Option<&'static str> {
+        macro_rules! first_set {
+            ($($field:ident => $name:literal),* $(,)?) => {
+                $( if self.$field.is_some() { return Some($name); } )*
+            };
+        }
+        first_set!(
+            add_prefix => "addPrefix",
+            strip_prefix => "stripPrefix",
+            strip_prefix_regex => "stripPrefixRegex",
+            replace_path => "replacePath",
+            replace_path_regex => "replacePathRegex",
+            redirect_scheme => "redirectScheme",
+            redirect_regex => "redirectRegex",
+            headers => "headers",
+            basic_auth => "basicAuth",
+            chain => "chain",
+            retry => "retry",
+            in_flight_req => "inFlightReq",
+            rate_limit => "rateLimit",
+            circuit_breaker => "circuitBreaker",
+            buffering => "buffering",
+            compress => "compress",
+            content_type => "contentType",
+            digest_auth => "digestAuth",
+            errors => "errors",
+            forward_auth => "forwardAuth",
+            grpc_web => "grpcWeb",
+            ip_allow_list => "ipAllowList",
+            pass_tls_client_cert => "passTLSClientCert",
+            plugin => "plugin",
+        );
+        None
+    }
+
+    /// How many middleware types are set; a valid middleware has exactly one.
+    pub fn kinds_set(&self) -> usize {
+        let v = serde_json::to_value(self).unwrap_or_default();
+        v.as_object().map(|o| o.len()).unwrap_or(0)
+    }
+}

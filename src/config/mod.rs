@@ -1,0 +1,6 @@
+//! Configuration: the static config (entrypoints, providers, API), the dynamic
+//! model (routers, services, middlewares) and the decoding shared by both.
+
+pub mod duration;
+pub mod dynamic;
+pub mod tree;

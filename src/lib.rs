@@ -1,0 +1,18 @@
+//! escale: an edge reverse proxy for Docker Swarm, built to replace Traefik.
+//!
+//! # Layout
+//! - [`config`]: static configuration (Traefik keys), dynamic model, decoding.
+//! - [`rules`]: rule grammars (Traefik v3 expressions and v1 `Matcher:args`), matchers.
+//! - [`middleware`]: request/response middlewares (strip prefix, headers, auth, ...).
+//! - [`provider`]: sources of dynamic configuration (file, swarm) and their snapshots.
+//! - [`routing`]: compiles the model into an immutable, host-indexed `RouteTable`.
+//! - [`balance`]: load balancers and per-server state.
+//! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification.
+
+pub mod balance;
+pub mod config;
+pub mod middleware;
+pub mod provider;
+pub mod proxy;
+pub mod routing;
+pub mod rules;

@@ -1,0 +1,3 @@
+//! The proxy: entrypoint listeners, request handling, forwarding to backends.
+
+pub mod body;
