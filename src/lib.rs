@@ -9,6 +9,7 @@
 //! - [`balance`]: load balancers and per-server state.
 //! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification.
 
+pub mod app;
 pub mod balance;
 pub mod config;
 pub mod middleware;

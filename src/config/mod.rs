@@ -3,4 +3,5 @@
 
 pub mod duration;
 pub mod dynamic;
+pub mod file_format;
 pub mod tree;

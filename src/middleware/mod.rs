@@ -33,7 +33,9 @@ impl RequestCtx {
     }
 }
 
-/// The outcome of a middleware's request step.
+/// The outcome of a middleware's request step. Not boxed: `Continue` is the
+/// hot path and returns without allocating.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Flow {
     Continue,
@@ -47,4 +49,40 @@ pub trait Layer: Send + Sync + Debug {
     /// Runs on the backend's (or an earlier middleware's) response, in reverse
     /// chain order.
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
+}
+
+// TEMPORARY stubs until the middleware module lands.
+use std::sync::Arc;
+
+use crate::config::dynamic::Middleware;
+
+#[derive(Debug, thiserror::Error)]
+#[error("middleware {middleware}: {message}")]
+pub struct MiddlewareError {
+    pub middleware: String,
+    pub message: String,
+}
+
+pub trait Lookup {
+    fn get(&self, qualified_name: &str) -> Option<&Middleware>;
+    fn qualify(&self, name: &str, current_provider: &str) -> String;
+}
+
+pub fn qualify(name: &str, provider: &str) -> String {
+    if name.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}@{provider}")
+    }
+}
+
+pub fn build(
+    qualified_name: &str,
+    _mw: &Middleware,
+    _lookup: &dyn Lookup,
+) -> Result<Vec<Arc<dyn Layer>>, MiddlewareError> {
+    Err(MiddlewareError {
+        middleware: qualified_name.to_string(),
+        message: "not built yet".into(),
+    })
 }

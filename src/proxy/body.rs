@@ -2,6 +2,7 @@
 //! in-memory body (errors, redirects, internal pages) or anything boxed.
 //! An enum rather than a box so that the common cases allocate nothing.
 
+use std::any::Any;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,6 +11,9 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
+use hyper::client::conn::http1;
+
+use crate::balance::server::InFlight;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -17,7 +21,28 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Incoming(Incoming),
+    /// A backend's response body, with what must live until it ends.
+    Upstream(Incoming, ExchangeGuard),
     Boxed(BoxBody<Bytes, BoxError>),
+}
+
+/// Held by a backend response body until it has been fully relayed: the
+/// server's in-flight count, middleware guards, and the connection, which
+/// goes back to the pool only after a complete exchange.
+#[derive(Default)]
+pub struct ExchangeGuard {
+    pub in_flight: Option<InFlight>,
+    pub conn: Option<(http1::SendRequest<Body>, usize)>,
+    pub extra: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+impl ExchangeGuard {
+    /// The exchange completed: the connection may carry another request.
+    pub fn complete(&mut self) {
+        if let (Some((sender, max_idle)), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
+            in_flight.server().pool.checkin(sender, max_idle);
+        }
+    }
 }
 
 impl Body {
@@ -55,6 +80,7 @@ impl std::fmt::Debug for Body {
             Body::Empty => f.write_str("Body::Empty"),
             Body::Full(b) => write!(f, "Body::Full({:?})", b.as_ref().map(|b| b.len())),
             Body::Incoming(_) => f.write_str("Body::Incoming"),
+            Body::Upstream(..) => f.write_str("Body::Upstream"),
             Body::Boxed(_) => f.write_str("Body::Boxed"),
         }
     }
@@ -72,6 +98,15 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Upstream(b, guard) => {
+                let polled = Pin::new(&mut *b).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => guard.complete(),
+                    Poll::Ready(Some(Ok(_))) if b.is_end_stream() => guard.complete(),
+                    _ => {}
+                }
+                polled.map_err(Into::into)
+            }
             Body::Boxed(b) => Pin::new(b).poll_frame(cx),
         }
     }
@@ -81,6 +116,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(data) => data.is_none(),
             Body::Incoming(b) => b.is_end_stream(),
+            Body::Upstream(b, _) => b.is_end_stream(),
             Body::Boxed(b) => b.is_end_stream(),
         }
     }
@@ -90,6 +126,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Body::Incoming(b) => b.size_hint(),
+            Body::Upstream(b, _) => b.size_hint(),
             Body::Boxed(b) => b.size_hint(),
         }
     }

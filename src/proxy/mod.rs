@@ -1,3 +1,11 @@
 //! The proxy: entrypoint listeners, request handling, forwarding to backends.
 
 pub mod body;
+pub mod error;
+pub mod forward;
+pub mod handler;
+pub mod headers;
+pub mod observe;
+pub mod pool;
+pub mod server;
+pub mod transport;

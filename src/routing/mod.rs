@@ -1,1 +1,145 @@
-//! routing
+//! The compiled routing table: what the proxy consults for every request.
+//!
+//! [`compile`](compile::compile) turns the providers' snapshots into an
+//! immutable [`RouteTable`]: names qualified, rules parsed once, middleware
+//! chains built, balancers created, routes indexed by host. The proxy reads
+//! the current table through an `ArcSwap` without locking.
+
+pub mod compile;
+pub mod host_index;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::balance::SmoothWrr;
+use crate::config::dynamic::{DynamicConfig, StickyCookie};
+use crate::middleware::Layer;
+use crate::provider::ConfigIssue;
+use crate::proxy::transport::Transport;
+use crate::rules::{Expr, RequestInfo};
+
+pub use compile::{CompileInput, compile};
+pub use host_index::HostIndex;
+
+/// One enabled router, ready to serve.
+#[derive(Debug)]
+pub struct Route {
+    pub name: Arc<str>,
+    pub priority: i64,
+    /// Position in the global priority order (lower wins).
+    pub rank: u32,
+    pub expr: Expr,
+    pub layers: Vec<Arc<dyn Layer>>,
+    pub target: Target,
+}
+
+/// Where a route sends its requests.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Service(Arc<ServiceRuntime>),
+    /// `api@internal`, `dashboard@internal`, `ping@internal`,
+    /// `prometheus@internal`, `noop@internal`: answered by escale itself.
+    Internal(Arc<str>),
+}
+
+/// A load-balanced service.
+#[derive(Debug)]
+pub struct ServiceRuntime {
+    pub name: Arc<str>,
+    pub balancer: SmoothWrr,
+    pub pass_host_header: bool,
+    pub sticky: Option<StickyCookie>,
+    pub transport: Arc<Transport>,
+}
+
+/// The routes of one entrypoint.
+#[derive(Debug, Default)]
+pub struct EntrypointRoutes {
+    pub index: HostIndex,
+}
+
+impl EntrypointRoutes {
+    pub fn find(&self, req: &RequestInfo) -> Option<&Arc<Route>> {
+        self.index.find(req)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Enabled,
+    Disabled,
+    Warning,
+}
+
+/// A router as the admin API shows it, including broken ones.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterView {
+    pub name: String,
+    pub provider: String,
+    pub entry_points: Vec<String>,
+    pub middlewares: Vec<String>,
+    pub service: String,
+    pub rule: String,
+    pub rule_syntax: String,
+    pub priority: i64,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    pub name: String,
+    pub provider: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error: Vec<String>,
+    pub used_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MiddlewareView {
+    pub name: String,
+    pub provider: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error: Vec<String>,
+    pub used_by: Vec<String>,
+}
+
+/// Everything compiled from one set of snapshots.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    pub generation: u64,
+    pub entrypoints: HashMap<String, EntrypointRoutes>,
+    pub services: BTreeMap<String, Arc<ServiceRuntime>>,
+    pub routers: BTreeMap<String, RouterView>,
+    pub service_views: BTreeMap<String, ServiceView>,
+    pub middlewares: BTreeMap<String, MiddlewareView>,
+    /// Every problem: providers' own plus those found while compiling.
+    pub issues: Vec<ConfigIssue>,
+    /// The merged model with qualified names, for `/api/rawdata`.
+    pub model: DynamicConfig,
+    /// Backend clients by `serversTransport` name; reused across reloads.
+    pub transports: HashMap<String, Arc<Transport>>,
+}
+
+impl RouteTable {
+    pub fn entrypoint(&self, name: &str) -> Option<&EntrypointRoutes> {
+        self.entrypoints.get(name)
+    }
+
+    /// Number of enabled routes over all entrypoints (a route on two
+    /// entrypoints counts twice).
+    pub fn route_count(&self) -> usize {
+        self.entrypoints.values().map(|e| e.index.len()).sum()
+    }
+}

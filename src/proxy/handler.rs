@@ -1,0 +1,273 @@
+//! The per-request pipeline: find the route, run its middlewares, forward
+//! (or answer internally), run the middlewares' response steps, observe.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::Body;
+use super::error::ProxyError;
+use super::forward::{self, ClientSide};
+use super::headers::{self, ForwardedPolicy};
+use super::observe::{Exchange, Observer, Protocol};
+use crate::middleware::{Flow, RequestCtx};
+use crate::routing::{RouteTable, Target};
+use crate::rules::RequestInfo;
+
+/// Settings of one entrypoint that the request path needs.
+#[derive(Debug, Clone)]
+pub struct EntrypointInfo {
+    pub name: Arc<str>,
+    pub forwarded: ForwardedPolicy,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    pub default_port: u16,
+}
+
+/// What an internal service (`api@internal`, `ping@internal`, ...) needs.
+pub struct InternalRequest {
+    pub service: Arc<str>,
+    pub request: Request<Body>,
+    pub entrypoint: Arc<str>,
+    pub client_ip: IpAddr,
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Answers requests routed to `…@internal` services.
+pub trait InternalServices: Send + Sync {
+    fn serve(&self, req: InternalRequest) -> BoxFuture<Response<Body>>;
+}
+
+/// State shared by every entrypoint.
+pub struct Proxy {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub draining: Arc<AtomicBool>,
+    pub internal: Arc<dyn InternalServices>,
+    pub observer: Arc<dyn Observer>,
+    /// Our hostname, sent as `X-Forwarded-Server`.
+    pub server_name: HeaderValue,
+}
+
+impl Proxy {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub async fn handle(
+        &self,
+        ep: &EntrypointInfo,
+        remote: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let client_ip = remote.ip();
+        let table = self.table.load();
+
+        let (parts, body) = req.into_parts();
+        let raw_host = forward::request_host(&parts);
+        let host_str = raw_host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let host = lowercase(headers::strip_port(host_str));
+        let protocol = protocol_of(&parts);
+
+        let route = table.entrypoint(&ep.name).and_then(|routes| {
+            routes.find(&RequestInfo {
+                host: &host,
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                method: &parts.method,
+                headers: &parts.headers,
+                client_ip,
+            })
+        });
+
+        let mut record = Record {
+            router: None,
+            service: None,
+            server: None,
+            retries: 0,
+        };
+        let method = parts.method.clone();
+        let uri = parts.uri.to_string();
+        let version = parts.version;
+        let user_agent = header_str(&parts, header::USER_AGENT);
+        let referer = header_str(&parts, header::REFERER);
+
+        let response = match route {
+            None => ProxyError::NoRoute.response(),
+            Some(route) => {
+                record.router = Some(route.name.clone());
+                let mut parts = parts;
+                let mut ctx = RequestCtx::new(client_ip, ep.scheme);
+                let mut early: Option<(usize, Response<Body>)> = None;
+                for (i, layer) in route.layers.iter().enumerate() {
+                    if let Flow::Respond(res) = layer.on_request(&mut parts, &mut ctx) {
+                        early = Some((i, res));
+                        break;
+                    }
+                }
+                let (ran, res) = match early {
+                    Some((i, res)) => (i, res),
+                    None => {
+                        let res = match &route.target {
+                            Target::Internal(service) => {
+                                record.service = Some(service.clone());
+                                self.internal
+                                    .serve(InternalRequest {
+                                        service: service.clone(),
+                                        request: Request::from_parts(parts, Body::from(body)),
+                                        entrypoint: ep.name.clone(),
+                                        client_ip,
+                                    })
+                                    .await
+                            }
+                            Target::Service(service) => {
+                                record.service = Some(service.name.clone());
+                                let client = ClientSide {
+                                    client_ip,
+                                    scheme: ep.scheme,
+                                    policy: &ep.forwarded,
+                                    default_port: ep.default_port,
+                                    server_name: &self.server_name,
+                                };
+                                let out = forward::forward(
+                                    service,
+                                    parts,
+                                    Body::from(body),
+                                    &client,
+                                    std::mem::take(&mut ctx.guards),
+                                )
+                                .await;
+                                record.server = out.server;
+                                match out.result {
+                                    Ok(res) => res,
+                                    Err(e) => {
+                                        tracing::warn!(
+                                            router = %route.name,
+                                            service = %service.name,
+                                            server = record.server.as_ref().map(|s| s.url.as_str()).unwrap_or("-"),
+                                            status = e.status().as_u16(),
+                                            error = %e,
+                                            "proxy error"
+                                        );
+                                        e.response()
+                                    }
+                                }
+                            }
+                        };
+                        (route.layers.len(), res)
+                    }
+                };
+                let (mut res_parts, res_body) = res.into_parts();
+                for layer in route.layers[..ran].iter().rev() {
+                    layer.on_response(&mut res_parts, &ctx);
+                }
+                Response::from_parts(res_parts, res_body)
+            }
+        };
+
+        self.observer.exchange(&Exchange {
+            entrypoint: &ep.name,
+            router: record.router.as_deref(),
+            service: record.service.as_deref(),
+            server: record.server.as_ref(),
+            method: &method,
+            host: host_str,
+            uri: &uri,
+            version,
+            user_agent: &user_agent,
+            referer: &referer,
+            status: response.status().as_u16(),
+            protocol,
+            client_ip,
+            started: started_at,
+            duration: started.elapsed(),
+            retries: record.retries,
+        });
+        response
+    }
+}
+
+struct Record {
+    router: Option<Arc<str>>,
+    service: Option<Arc<str>>,
+    server: Option<Arc<crate::balance::ServerState>>,
+    retries: u32,
+}
+
+fn header_str(parts: &http::request::Parts, name: header::HeaderName) -> String {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn protocol_of(parts: &http::request::Parts) -> Protocol {
+    if headers::upgrade_protocol(&parts.headers)
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
+        Protocol::Websocket
+    } else if parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    {
+        Protocol::Grpc
+    } else {
+        Protocol::Http
+    }
+}
+
+/// Lowercases only when needed: most hosts already are.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The minimal internal services: ping and noop. The admin module provides
+/// the full set (API, dashboard, metrics) on top of this.
+pub struct BasicInternal {
+    pub draining: Arc<AtomicBool>,
+}
+
+impl InternalServices for BasicInternal {
+    fn serve(&self, req: InternalRequest) -> BoxFuture<Response<Body>> {
+        let draining = self.draining.load(Ordering::Relaxed);
+        Box::pin(async move {
+            match &*req.service {
+                "ping@internal" => ping_response(draining),
+                _ => super::body::text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
+            }
+        })
+    }
+}
+
+/// `/ping`: 200 `OK`, or 503 while draining so load balancers stop sending.
+pub fn ping_response(draining: bool) -> Response<Body> {
+    if draining {
+        super::body::text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+    } else {
+        super::body::text_response(StatusCode::OK, "OK")
+    }
+}
+
+/// How long after SIGTERM the proxy keeps serving in-flight requests.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);

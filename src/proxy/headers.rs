@@ -1,0 +1,272 @@
+//! Header rewriting between client and backend: hop-by-hop removal and the
+//! `X-Forwarded-*` family, following Traefik's forwarded-headers rules.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub static X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Headers only a trusted proxy in front of us may set.
+const FORWARDED_FAMILY: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-prefix",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
+    "x-real-ip",
+];
+
+/// RFC 9110 hop-by-hop headers, plus the legacy ones proxies drop.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Who may set forwarded headers on an entrypoint.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardedPolicy {
+    pub insecure: bool,
+    pub trusted: Vec<IpNet>,
+}
+
+impl ForwardedPolicy {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.insecure || self.trusted.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Is this an `Upgrade` request (WebSocket and the like)? Returns the
+/// upgrade protocol, lowercased comparison left to the caller.
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<&HeaderValue> {
+    let connection_has_upgrade = headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+            .unwrap_or(false)
+    });
+    if connection_has_upgrade {
+        headers.get(header::UPGRADE)
+    } else {
+        None
+    }
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+}
+
+/// What the forwarded headers describe about the incoming exchange.
+pub struct ForwardedFacts<'a> {
+    pub client_ip: IpAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    pub websocket: bool,
+    /// The Host the client asked for (with port if it gave one).
+    pub host: Option<&'a str>,
+    pub default_port: u16,
+    pub server_name: &'a HeaderValue,
+}
+
+/// Sets the `X-Forwarded-*` headers. Values from an untrusted client are
+/// dropped first, so a visitor cannot forge its address.
+pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts: &ForwardedFacts) {
+    if !policy.trusts(facts.client_ip) {
+        for name in FORWARDED_FAMILY {
+            headers.remove(*name);
+        }
+    }
+    let client_ip = facts.client_ip.to_string();
+    // Append our client to the chain, as Go's ReverseProxy does.
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {client_ip}"),
+        _ => client_ip.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        let proto = match (facts.websocket, facts.scheme) {
+            (true, "https") => "wss",
+            (true, _) => "ws",
+            (false, "https") => "https",
+            (false, _) => "http",
+        };
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if let Some(host) = facts.host {
+        if !headers.contains_key(&X_FORWARDED_HOST)
+            && let Ok(v) = HeaderValue::from_str(host)
+        {
+            headers.insert(X_FORWARDED_HOST.clone(), v);
+        }
+        if !headers.contains_key(&X_FORWARDED_PORT) {
+            let port = port_of(host).unwrap_or(facts.default_port);
+            headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+        }
+    }
+    headers.insert(X_FORWARDED_SERVER.clone(), facts.server_name.clone());
+    if !headers.contains_key(&X_REAL_IP)
+        && let Ok(v) = HeaderValue::from_str(&client_ip)
+    {
+        headers.insert(X_REAL_IP.clone(), v);
+    }
+}
+
+/// The explicit port of a `host[:port]` or `[v6]:port` authority.
+pub fn port_of(host: &str) -> Option<u16> {
+    let (_, port) = host.rsplit_once(':')?;
+    if host.starts_with('[') && !host.contains("]:") {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// The host part of a `host[:port]` authority, without brackets' port.
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal: keep the brackets' content.
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(ip: &str) -> (IpAddr, HeaderValue) {
+        (ip.parse().unwrap(), HeaderValue::from_static("edge-1"))
+    }
+
+    #[test]
+    fn strips_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn untrusted_client_cannot_forge() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR.clone(), HeaderValue::from_static("6.6.6.6"));
+        h.insert(X_REAL_IP.clone(), HeaderValue::from_static("6.6.6.6"));
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+        let (ip, server) = facts("192.0.2.7");
+        let f = ForwardedFacts {
+            client_ip: ip,
+            scheme: "http",
+            websocket: false,
+            host: Some("example.com:8000"),
+            default_port: 80,
+            server_name: &server,
+        };
+        apply_forwarded(&mut h, &ForwardedPolicy::default(), &f);
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(h[&X_REAL_IP], "192.0.2.7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "example.com:8000");
+        assert_eq!(h[&X_FORWARDED_PORT], "8000");
+        assert_eq!(h[&X_FORWARDED_SERVER], "edge-1");
+    }
+
+    #[test]
+    fn trusted_client_chain_is_kept() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("203.0.113.9"),
+        );
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+        let (ip, server) = facts("10.0.0.2");
+        let policy = ForwardedPolicy {
+            insecure: false,
+            trusted: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        let f = ForwardedFacts {
+            client_ip: ip,
+            scheme: "http",
+            websocket: false,
+            host: Some("example.com"),
+            default_port: 80,
+            server_name: &server,
+        };
+        apply_forwarded(&mut h, &policy, &f);
+        assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.2");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_PORT], "80");
+    }
+
+    #[test]
+    fn websocket_proto_and_upgrade_detection() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&h).unwrap(), "websocket");
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        assert!(upgrade_protocol(&h).is_none());
+    }
+
+    #[test]
+    fn host_port_helpers() {
+        assert_eq!(strip_port("Example.com:80"), "Example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+        assert_eq!(port_of("a:81"), Some(81));
+        assert_eq!(port_of("[::1]"), None);
+        assert_eq!(port_of("[::1]:9"), Some(9));
+    }
+}

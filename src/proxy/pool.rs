@@ -1,0 +1,166 @@
+//! Keep-alive connections to one backend server.
+//!
+//! Each server owns its pool, so the request path contends only on the lock
+//! of the server it talks to, and a reload that keeps a server keeps its
+//! connections. Checking out a connection is separate from sending on it: a
+//! failed connect leaves the request untouched, so it can go to another server.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use http::uri::Authority;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::body::Body;
+use super::transport::TransportConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect to {addr} timed out")]
+    Timeout { addr: String },
+    #[error("connect to {addr} failed: {source}")]
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("handshake with {addr} failed: {source}")]
+    Handshake {
+        addr: String,
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+#[derive(Default)]
+pub struct ServerPool {
+    idle: Mutex<Vec<Idle>>,
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+}
+
+impl std::fmt::Debug for ServerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        write!(f, "ServerPool {{ idle: {idle} }}")
+    }
+}
+
+/// A connection ready to carry one request.
+pub enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
+impl ServerPool {
+    /// A ready connection: a pooled one if any is alive, else a new one.
+    pub async fn checkout(
+        &self,
+        addr: &Authority,
+        h2c: bool,
+        config: &TransportConfig,
+    ) -> Result<Sender, ConnectError> {
+        if h2c {
+            return self.checkout_h2(addr, config).await.map(Sender::Http2);
+        }
+        while let Some(mut idle) = self.pop_idle() {
+            if idle.sender.is_closed() || idle.since.elapsed() > config.idle_conn_timeout {
+                continue;
+            }
+            // A connection is returned as soon as its last response ended;
+            // the connection task may need a moment to become ready again.
+            if idle.sender.ready().await.is_ok() {
+                return Ok(Sender::Http1(idle.sender));
+            }
+        }
+        let io = connect(addr, config).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|source| ConnectError::Handshake {
+                addr: addr.to_string(),
+                source,
+            })?;
+        tokio::spawn(async move {
+            // Errors surface on the request side; nothing to add here.
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(Sender::Http1(sender))
+    }
+
+    fn pop_idle(&self) -> Option<Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Returns a connection whose exchange is complete.
+    pub fn checkin(&self, sender: http1::SendRequest<Body>, max_idle: usize) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < max_idle {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Drops every idle connection (the server left the pool).
+    pub fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    async fn checkout_h2(
+        &self,
+        addr: &Authority,
+        config: &TransportConfig,
+    ) -> Result<http2::SendRequest<Body>, ConnectError> {
+        let existing = self.h2.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(mut sender) = existing
+            && !sender.is_closed()
+            && sender.ready().await.is_ok()
+        {
+            return Ok(sender);
+        }
+        let io = connect(addr, config).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(|source| ConnectError::Handshake {
+                addr: addr.to_string(),
+                source,
+            })?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
+        Ok(sender)
+    }
+}
+
+async fn connect(
+    addr: &Authority,
+    config: &TransportConfig,
+) -> Result<TokioIo<TcpStream>, ConnectError> {
+    let target = addr.as_str();
+    let stream = tokio::time::timeout(config.dial_timeout, TcpStream::connect(target))
+        .await
+        .map_err(|_| ConnectError::Timeout {
+            addr: target.to_string(),
+        })?
+        .map_err(|source| ConnectError::Io {
+            addr: target.to_string(),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(TokioIo::new(stream))
+}

@@ -1,0 +1,520 @@
+//! Snapshots in, `RouteTable` out. A pure function of its inputs, apart from
+//! reusing live server state and connection pools from the previous table.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::{
+    EntrypointRoutes, HostIndex, MiddlewareView, Route, RouteTable, RouterView, ServiceRuntime,
+    ServiceView, Status, Target,
+};
+use crate::balance::{ServerState, SmoothWrr};
+use crate::config::dynamic::{
+    DynamicConfig, LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service,
+};
+use crate::middleware::{self, Layer, Lookup};
+use crate::provider::{ConfigIssue, Snapshot};
+use crate::proxy::transport::{Transport, TransportConfig};
+use crate::rules;
+
+pub struct CompileInput<'a> {
+    pub snapshots: &'a [(String, Arc<Snapshot>)],
+    /// Every entrypoint routers may attach to.
+    pub entrypoints: &'a [String],
+    /// Where routers that name no entrypoint attach.
+    pub default_entrypoints: &'a [String],
+    pub default_transport: TransportConfig,
+    pub previous: Option<&'a RouteTable>,
+    pub generation: u64,
+}
+
+/// Internal services answered by escale itself.
+const INTERNAL_SERVICES: &[&str] = &[
+    "api@internal",
+    "dashboard@internal",
+    "ping@internal",
+    "prometheus@internal",
+    "noop@internal",
+];
+
+pub fn compile(input: CompileInput) -> RouteTable {
+    let mut issues: Vec<ConfigIssue> = Vec::new();
+    let merged = merge(input.snapshots, &mut issues);
+    let transports = build_transports(&merged.model, &input);
+
+    let mut service_views: BTreeMap<String, ServiceView> = BTreeMap::new();
+    let mut services: BTreeMap<String, Arc<ServiceRuntime>> = BTreeMap::new();
+    for (name, service) in &merged.model.http.services {
+        let provider = provider_of(name);
+        let (runtime, errors) = build_service(name, service, &transports, input.previous);
+        for e in &errors {
+            issues.push(
+                ConfigIssue::error(provider, format!("service {name}"), e.clone())
+                    .with_object(name),
+            );
+        }
+        let status = match (&runtime, errors.is_empty()) {
+            (None, _) => Status::Disabled,
+            (Some(_), true) => Status::Enabled,
+            (Some(_), false) => Status::Warning,
+        };
+        if let Some(rt) = runtime {
+            services.insert(name.clone(), Arc::new(rt));
+        }
+        service_views.insert(
+            name.clone(),
+            ServiceView {
+                name: name.clone(),
+                provider: provider.to_string(),
+                status,
+                error: errors,
+                used_by: Vec::new(),
+            },
+        );
+    }
+
+    let mut middleware_views: BTreeMap<String, MiddlewareView> = merged
+        .model
+        .http
+        .middlewares
+        .iter()
+        .map(|(name, mw)| {
+            let view = MiddlewareView {
+                name: name.clone(),
+                provider: provider_of(name).to_string(),
+                kind: mw.kind().unwrap_or("unknown").to_string(),
+                status: Status::Enabled,
+                error: Vec::new(),
+                used_by: Vec::new(),
+            };
+            (name.clone(), view)
+        })
+        .collect();
+
+    let lookup = MiddlewareLookup(&merged.model.http.middlewares);
+    let mut layer_cache: HashMap<String, Result<Vec<Arc<dyn Layer>>, String>> = HashMap::new();
+    let mut routes: Vec<(Vec<String>, Route)> = Vec::new();
+    let mut routers: BTreeMap<String, RouterView> = BTreeMap::new();
+
+    for (name, router) in &merged.model.http.routers {
+        let provider = provider_of(name);
+        let mut errors: Vec<String> = Vec::new();
+        let syntax = router.rule_syntax.unwrap_or_default();
+        let priority = router
+            .priority
+            .filter(|p| *p != 0)
+            .unwrap_or_else(|| rules::default_priority(&router.rule));
+
+        let entry_points = resolve_entrypoints(router, &input, &mut errors);
+        let parsed = match rules::parse(&router.rule, syntax) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        };
+
+        let mut layers: Vec<Arc<dyn Layer>> = Vec::new();
+        for mw_name in &router.middlewares {
+            if let Some(view) = middleware_views.get_mut(mw_name) {
+                view.used_by.push(name.clone());
+            }
+            let built =
+                layer_cache
+                    .entry(mw_name.clone())
+                    .or_insert_with(|| match lookup.get(mw_name) {
+                        None => Err(format!("middleware \"{mw_name}\" does not exist")),
+                        Some(mw) => {
+                            middleware::build(mw_name, mw, &lookup).map_err(|e| e.to_string())
+                        }
+                    });
+            match built {
+                Ok(l) => layers.extend(l.iter().cloned()),
+                Err(e) => {
+                    if let Some(view) = middleware_views.get_mut(mw_name)
+                        && view.error.is_empty()
+                    {
+                        view.status = Status::Disabled;
+                        view.error.push(e.clone());
+                    }
+                    errors.push(e.clone());
+                }
+            }
+        }
+        // v1 modifiers act closest to the backend, after explicit middlewares.
+        if let Some(parsed) = &parsed {
+            for (i, modifier) in parsed.modifiers.iter().enumerate() {
+                let mw = modifier.to_middleware();
+                let mw_name = format!("{name}-rule-modifier-{i}");
+                match middleware::build(&mw_name, &mw, &lookup) {
+                    Ok(l) => layers.extend(l),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+        }
+
+        let target = resolve_target(&router.service, &services, &service_views, &mut errors);
+        if let Some(view) = service_views.get_mut(&router.service) {
+            view.used_by.push(name.clone());
+        }
+
+        let status = if errors.is_empty() {
+            Status::Enabled
+        } else {
+            Status::Disabled
+        };
+        for e in &errors {
+            issues.push(
+                ConfigIssue::error(provider, format!("router {name}"), e.clone())
+                    .with_object(name)
+                    .with_key(router_error_key(e)),
+            );
+        }
+        routers.insert(
+            name.clone(),
+            RouterView {
+                name: name.clone(),
+                provider: provider.to_string(),
+                entry_points: entry_points.clone(),
+                middlewares: router.middlewares.clone(),
+                service: router.service.clone(),
+                rule: router.rule.clone(),
+                rule_syntax: syntax_name(syntax).to_string(),
+                priority,
+                status,
+                error: errors.clone(),
+            },
+        );
+        if let (true, Some(parsed), Some(target)) = (errors.is_empty(), parsed, target) {
+            routes.push((
+                entry_points,
+                Route {
+                    name: name.as_str().into(),
+                    priority,
+                    rank: 0,
+                    expr: parsed.expr,
+                    layers,
+                    target,
+                },
+            ));
+        }
+    }
+
+    // Global order: priority descending, then name for a stable tie-break.
+    routes.sort_by(|(_, a), (_, b)| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut per_entrypoint: HashMap<String, Vec<Arc<Route>>> = input
+        .entrypoints
+        .iter()
+        .map(|e| (e.clone(), Vec::new()))
+        .collect();
+    for (rank, (eps, mut route)) in routes.into_iter().enumerate() {
+        route.rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        let route = Arc::new(route);
+        for ep in eps {
+            per_entrypoint.entry(ep).or_default().push(route.clone());
+        }
+    }
+    let entrypoints = per_entrypoint
+        .into_iter()
+        .map(|(ep, list)| {
+            let index = HostIndex::build(&list);
+            (ep, EntrypointRoutes { index })
+        })
+        .collect();
+
+    for view in service_views.values_mut() {
+        view.used_by.sort();
+    }
+    issues.sort_by(|a, b| {
+        a.source
+            .cmp(&b.source)
+            .then_with(|| a.message.cmp(&b.message))
+    });
+    issues.dedup();
+
+    RouteTable {
+        generation: input.generation,
+        entrypoints,
+        services,
+        routers,
+        service_views,
+        middlewares: middleware_views,
+        issues,
+        model: merged.model,
+        transports,
+    }
+}
+
+fn router_error_key(error: &str) -> &'static str {
+    if error.starts_with("invalid rule") {
+        "rule"
+    } else if error.contains("middleware") {
+        "middlewares"
+    } else if error.contains("entryPoint") {
+        "entryPoints"
+    } else {
+        "service"
+    }
+}
+
+fn syntax_name(s: RuleSyntax) -> &'static str {
+    match s {
+        RuleSyntax::V1 => "v1",
+        RuleSyntax::V2 => "v2",
+        RuleSyntax::V3 => "v3",
+    }
+}
+
+/// `name@provider` -> `provider`.
+pub fn provider_of(qualified: &str) -> &str {
+    qualified.rsplit_once('@').map(|(_, p)| p).unwrap_or("")
+}
+
+struct Merged {
+    model: DynamicConfig,
+}
+
+/// Qualifies every name with its provider and every reference that lacks one.
+fn merge(snapshots: &[(String, Arc<Snapshot>)], issues: &mut Vec<ConfigIssue>) -> Merged {
+    let mut model = DynamicConfig::default();
+    for (provider, snap) in snapshots {
+        issues.extend(snap.issues.iter().cloned());
+        let http = &snap.config.http;
+        for (name, router) in &http.routers {
+            let mut router: Router = router.clone();
+            router.service = middleware::qualify(&router.service, provider);
+            router.middlewares = router
+                .middlewares
+                .iter()
+                .map(|m| middleware::qualify(m, provider))
+                .collect();
+            model
+                .http
+                .routers
+                .insert(middleware::qualify(name, provider), router);
+        }
+        for (name, service) in &http.services {
+            let mut service: Service = service.clone();
+            if let Some(lb) = &mut service.load_balancer
+                && let Some(t) = &mut lb.servers_transport
+            {
+                *t = middleware::qualify(t, provider);
+            }
+            model
+                .http
+                .services
+                .insert(middleware::qualify(name, provider), service);
+        }
+        for (name, mw) in &http.middlewares {
+            let mut mw: Middleware = mw.clone();
+            if let Some(chain) = &mut mw.chain {
+                chain.middlewares = chain
+                    .middlewares
+                    .iter()
+                    .map(|m| middleware::qualify(m, provider))
+                    .collect();
+            }
+            model
+                .http
+                .middlewares
+                .insert(middleware::qualify(name, provider), mw);
+        }
+        for (name, t) in &http.servers_transports {
+            model
+                .http
+                .servers_transports
+                .insert(middleware::qualify(name, provider), t.clone());
+        }
+    }
+    Merged { model }
+}
+
+struct MiddlewareLookup<'a>(&'a BTreeMap<String, Middleware>);
+
+impl Lookup for MiddlewareLookup<'_> {
+    fn get(&self, qualified_name: &str) -> Option<&Middleware> {
+        self.0.get(qualified_name)
+    }
+
+    fn qualify(&self, name: &str, current_provider: &str) -> String {
+        middleware::qualify(name, current_provider)
+    }
+}
+
+fn transport_config(t: &ServersTransport, default: &TransportConfig) -> TransportConfig {
+    let mut c = default.clone();
+    if let Some(ft) = &t.forwarding_timeouts {
+        if let Some(d) = ft.dial_timeout {
+            c.dial_timeout = d.0;
+        }
+        if let Some(d) = ft.response_header_timeout {
+            c.response_header_timeout = (!d.0.is_zero()).then_some(d.0);
+        }
+        if let Some(d) = ft.idle_conn_timeout {
+            c.idle_conn_timeout = d.0;
+        }
+    }
+    if let Some(n) = t.max_idle_conns_per_host {
+        c.max_idle_conns_per_host = usize::try_from(n).unwrap_or(0);
+    }
+    c
+}
+
+/// Key of the static default transport in the transports map.
+pub const DEFAULT_TRANSPORT: &str = "default@internal";
+
+/// Builds transports, reusing the previous table's when their settings are
+/// unchanged so pooled connections survive a reload.
+fn build_transports(
+    model: &DynamicConfig,
+    input: &CompileInput,
+) -> HashMap<String, Arc<Transport>> {
+    let mut configs: Vec<(String, TransportConfig)> = vec![(
+        DEFAULT_TRANSPORT.to_string(),
+        input.default_transport.clone(),
+    )];
+    for (name, t) in &model.http.servers_transports {
+        configs.push((name.clone(), transport_config(t, &input.default_transport)));
+    }
+    configs
+        .into_iter()
+        .map(|(name, config)| {
+            let reused = input
+                .previous
+                .and_then(|p| p.transports.get(&name))
+                .filter(|t| t.config == config)
+                .cloned();
+            let transport = reused.unwrap_or_else(|| Arc::new(Transport::new(config)));
+            (name, transport)
+        })
+        .collect()
+}
+
+fn build_service(
+    name: &str,
+    service: &Service,
+    transports: &HashMap<String, Arc<Transport>>,
+    previous: Option<&RouteTable>,
+) -> (Option<ServiceRuntime>, Vec<String>) {
+    let mut errors = Vec::new();
+    for (set, kind) in [
+        (service.weighted.is_some(), "weighted"),
+        (service.mirroring.is_some(), "mirroring"),
+        (service.failover.is_some(), "failover"),
+    ] {
+        if set {
+            errors.push(format!("service type `{kind}` is not supported by escale"));
+        }
+    }
+    let Some(lb) = &service.load_balancer else {
+        if errors.is_empty() {
+            errors.push("the service has no loadBalancer".to_string());
+        }
+        return (None, errors);
+    };
+    let servers = build_servers(name, lb, previous, &mut errors);
+    let transport_name = lb
+        .servers_transport
+        .clone()
+        .unwrap_or_else(|| DEFAULT_TRANSPORT.to_string());
+    let transport = match transports.get(&transport_name) {
+        Some(t) => t.clone(),
+        None => {
+            errors.push(format!(
+                "serversTransport \"{transport_name}\" does not exist"
+            ));
+            return (None, errors);
+        }
+    };
+    let runtime = ServiceRuntime {
+        name: name.into(),
+        balancer: SmoothWrr::new(servers),
+        pass_host_header: lb.pass_host_header(),
+        sticky: lb.sticky.as_ref().and_then(|s| s.cookie.clone()),
+        transport,
+    };
+    (Some(runtime), errors)
+}
+
+fn build_servers(
+    service: &str,
+    lb: &LoadBalancer,
+    previous: Option<&RouteTable>,
+    errors: &mut Vec<String>,
+) -> Vec<Arc<ServerState>> {
+    let old: Vec<Arc<ServerState>> = previous
+        .and_then(|p| p.services.get(service))
+        .map(|s| s.balancer.servers().to_vec())
+        .unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for server in &lb.servers {
+        if !seen.insert(server.url.clone()) {
+            continue;
+        }
+        let weight = server.weight.unwrap_or(1);
+        if let Some(existing) = old
+            .iter()
+            .find(|s| s.url == server.url && s.weight == weight && s.origin == server.origin)
+        {
+            out.push(existing.clone());
+            continue;
+        }
+        match ServerState::new(&server.url, weight, server.origin.clone()) {
+            Ok(state) => out.push(Arc::new(state)),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    out
+}
+
+fn resolve_entrypoints(
+    router: &Router,
+    input: &CompileInput,
+    errors: &mut Vec<String>,
+) -> Vec<String> {
+    if router.entry_points.is_empty() {
+        return input.default_entrypoints.to_vec();
+    }
+    let mut out = Vec::new();
+    for ep in &router.entry_points {
+        if input.entrypoints.contains(ep) {
+            out.push(ep.clone());
+        } else {
+            errors.push(format!("entryPoint \"{ep}\" doesn't exist"));
+        }
+    }
+    out
+}
+
+fn resolve_target(
+    service: &str,
+    services: &BTreeMap<String, Arc<ServiceRuntime>>,
+    views: &BTreeMap<String, ServiceView>,
+    errors: &mut Vec<String>,
+) -> Option<Target> {
+    if INTERNAL_SERVICES.contains(&service) {
+        return Some(Target::Internal(service.into()));
+    }
+    match services.get(service) {
+        Some(s) => Some(Target::Service(s.clone())),
+        None if views.contains_key(service) => {
+            errors.push(format!(
+                "service \"{service}\" is disabled by its own errors"
+            ));
+            None
+        }
+        None if service.starts_with('@') || service.is_empty() => {
+            errors.push("the router has no service".to_string());
+            None
+        }
+        None => {
+            errors.push(format!("the service \"{service}\" does not exist"));
+            None
+        }
+    }
+}
