@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn routes_yaml(routers: &str, services: &str, middlewares: &str) -> String {
-    format!("http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n")
+    format!(
+        "http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n"
+    )
 }
 
 fn lb(name: &str, urls: &[String]) -> String {
@@ -47,18 +49,61 @@ async fn routes_by_host_path_and_priority() {
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
     eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "a.test")], "").await.map(|r| r.status == 200).unwrap_or(false)
+        request("GET", &url, &[("host", "a.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
 
-    assert_eq!(get(&esc.url("/"), "a.test").await.echo("Name").as_deref(), Some("alpha"));
-    assert_eq!(get(&esc.url("/"), "A.TEST:8080").await.echo("Name").as_deref(), Some("alpha"), "host is case- and port-insensitive");
-    assert_eq!(get(&esc.url("/api/x"), "b.test").await.echo("Name").as_deref(), Some("beta"), "longer rule wins");
-    assert_eq!(get(&esc.url("/other"), "b.test").await.echo("Name").as_deref(), Some("alpha"));
-    assert_eq!(get(&esc.url("/zzz"), "unknown.test").await.echo("Name").as_deref(), Some("beta"), "catch-all");
-    assert_eq!(get(&esc.url("/pinned"), "b.test").await.echo("Name").as_deref(), Some("alpha"), "explicit priority wins over length");
+    assert_eq!(
+        get(&esc.url("/"), "a.test").await.echo("Name").as_deref(),
+        Some("alpha")
+    );
+    assert_eq!(
+        get(&esc.url("/"), "A.TEST:8080")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("alpha"),
+        "host is case- and port-insensitive"
+    );
+    assert_eq!(
+        get(&esc.url("/api/x"), "b.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("beta"),
+        "longer rule wins"
+    );
+    assert_eq!(
+        get(&esc.url("/other"), "b.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("alpha")
+    );
+    assert_eq!(
+        get(&esc.url("/zzz"), "unknown.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("beta"),
+        "catch-all"
+    );
+    assert_eq!(
+        get(&esc.url("/pinned"), "b.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("alpha"),
+        "explicit priority wins over length"
+    );
     // The backend sees the client's Host (passHostHeader defaults to true).
-    assert_eq!(get(&esc.url("/"), "a.test").await.echo("Host").as_deref(), Some("a.test"));
+    assert_eq!(
+        get(&esc.url("/"), "a.test").await.echo("Host").as_deref(),
+        Some("a.test")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +145,10 @@ async fn failure_codes_are_classified() {
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
     eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "refused.test")], "").await.map(|r| r.status != 404).unwrap_or(false)
+        request("GET", &url, &[("host", "refused.test")], "")
+            .await
+            .map(|r| r.status != 404)
+            .unwrap_or(false)
     })
     .await;
     let r = get(&esc.url("/"), "nothing.test").await;
@@ -109,8 +157,15 @@ async fn failure_codes_are_classified() {
     assert_eq!(get(&esc.url("/"), "empty.test").await.status, 503);
     let started = Instant::now();
     assert_eq!(get(&esc.url("/?wait=3000"), "slow.test").await.status, 504);
-    assert!(started.elapsed() < Duration::from_secs(2), "504 comes from the 300ms timeout");
-    assert_eq!(get(&esc.url("/"), "slow.test").await.status, 200, "fast requests still pass");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "504 comes from the 300ms timeout"
+    );
+    assert_eq!(
+        get(&esc.url("/"), "slow.test").await.status,
+        200,
+        "fast requests still pass"
+    );
     let log = esc.log_text();
     assert!(
         log.contains("refused@file") && log.contains(&format!("127.0.0.1:{dead_port}")),
@@ -127,11 +182,17 @@ async fn hop_by_hop_and_forwarded_headers() {
         "    {}",
     );
     let untrusted = Escale::start(&yaml, &[]);
-    let trusted = Escale::start(&yaml, &["--entrypoints.web.forwardedHeaders.trustedIPs=127.0.0.1/32"]);
+    let trusted = Escale::start(
+        &yaml,
+        &["--entrypoints.web.forwardedHeaders.trustedIPs=127.0.0.1/32"],
+    );
     for esc in [&untrusted, &trusted] {
         let url = esc.url("/");
         eventually("config applied", Duration::from_secs(5), || async {
-            request("GET", &url, &[], "").await.map(|r| r.status == 200).unwrap_or(false)
+            request("GET", &url, &[], "")
+                .await
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
         })
         .await;
     }
@@ -145,8 +206,15 @@ async fn hop_by_hop_and_forwarded_headers() {
         ("keep-alive", "timeout=5"),
         ("x-normal", "passes"),
     ];
-    let r = request("GET", &untrusted.url("/"), &forged, "").await.unwrap();
-    assert_eq!(r.echo("X-Forwarded-For").as_deref(), Some("127.0.0.1"), "{}", r.body);
+    let r = request("GET", &untrusted.url("/"), &forged, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.echo("X-Forwarded-For").as_deref(),
+        Some("127.0.0.1"),
+        "{}",
+        r.body
+    );
     assert_eq!(r.echo("X-Real-Ip").as_deref(), Some("127.0.0.1"));
     assert_eq!(r.echo("X-Forwarded-Proto").as_deref(), Some("http"));
     assert_eq!(r.echo("X-Forwarded-Host").as_deref(), Some("site.test"));
@@ -157,8 +225,13 @@ async fn hop_by_hop_and_forwarded_headers() {
     assert_eq!(r.echo("Keep-Alive"), None);
     assert_eq!(r.echo("X-Normal").as_deref(), Some("passes"));
 
-    let r = request("GET", &trusted.url("/"), &forged, "").await.unwrap();
-    assert_eq!(r.echo("X-Forwarded-For").as_deref(), Some("203.0.113.7, 127.0.0.1"));
+    let r = request("GET", &trusted.url("/"), &forged, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.echo("X-Forwarded-For").as_deref(),
+        Some("203.0.113.7, 127.0.0.1")
+    );
     assert_eq!(r.echo("X-Real-Ip").as_deref(), Some("203.0.113.7"));
     assert_eq!(r.echo("X-Forwarded-Proto").as_deref(), Some("https"));
     assert_eq!(r.echo("X-Secret"), None);
@@ -177,7 +250,9 @@ async fn h2c_client_is_served() {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .http2_only(true)
             .build_http();
-    let uri: http::Uri = format!("http://h2.test:{}/h2path", esc.web.port()).parse().unwrap();
+    let uri: http::Uri = format!("http://h2.test:{}/h2path", esc.web.port())
+        .parse()
+        .unwrap();
     // Connect to escale while asking for the h2.test authority.
     let mut ok = false;
     for _ in 0..100 {
@@ -215,7 +290,10 @@ async fn graceful_drain_completes_in_flight_and_refuses_new() {
     let mut esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
     eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[], "").await.map(|r| r.status == 200).unwrap_or(false)
+        request("GET", &url, &[], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
     let slow_url = esc.url("/?wait=1500");
@@ -224,10 +302,19 @@ async fn graceful_drain_completes_in_flight_and_refuses_new() {
     esc.proc.terminate();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refused = tokio::net::TcpStream::connect(esc.web).await;
-    assert!(refused.is_err(), "new connections are refused while draining");
-    let answer = in_flight.await.unwrap().expect("in-flight request completes");
+    assert!(
+        refused.is_err(),
+        "new connections are refused while draining"
+    );
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completes");
     assert_eq!(answer.status, 200);
-    let status = esc.proc.wait_exit(Duration::from_secs(5)).expect("escale exits after draining");
+    let status = esc
+        .proc
+        .wait_exit(Duration::from_secs(5))
+        .expect("escale exits after draining");
     assert!(status.success(), "clean exit: {status:?}");
 }
 
@@ -245,7 +332,10 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
     let esc = Escale::start(&base(""), &[]);
     let url = esc.url("/");
     eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "stable.test")], "").await.map(|r| r.status == 200).unwrap_or(false)
+        request("GET", &url, &[("host", "stable.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
 
@@ -263,12 +353,16 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
         (ok, failed)
     });
     for i in 0..10 {
-        let extra = format!("    added{i}:\n      rule: \"Host(`added{i}.test`)\"\n      service: b\n");
+        let extra =
+            format!("    added{i}:\n      rule: \"Host(`added{i}.test`)\"\n      service: b\n");
         esc.write_dynamic(&base(&extra));
         let added = esc.url("/");
         let host = format!("added{i}.test");
         eventually("new route answers", Duration::from_secs(2), || async {
-            request("GET", &added, &[("host", &host)], "").await.map(|r| r.status == 200).unwrap_or(false)
+            request("GET", &added, &[("host", &host)], "")
+                .await
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
         })
         .await;
         if i > 0 {
@@ -293,10 +387,15 @@ async fn broken_file_keeps_last_good_configuration() {
     let esc = Escale::start(&good, &[]);
     let url = esc.url("/");
     eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "keep.test")], "").await.map(|r| r.status == 200).unwrap_or(false)
+        request("GET", &url, &[("host", "keep.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
-    esc.write_dynamic("http:\n  routers:\n    r:\n      rule: \"Host(`keep.test`)\"\n     service: [broken\n");
+    esc.write_dynamic(
+        "http:\n  routers:\n    r:\n      rule: \"Host(`keep.test`)\"\n     service: [broken\n",
+    );
     let path = esc.dynamic_path().display().to_string();
     eventually("error is logged", Duration::from_secs(3), || {
         let log = esc.log_text();
@@ -304,12 +403,19 @@ async fn broken_file_keeps_last_good_configuration() {
         async move { log.contains(&path) && log.contains("line") }
     })
     .await;
-    assert_eq!(get(&esc.url("/"), "keep.test").await.status, 200, "last good config still serves");
+    assert_eq!(
+        get(&esc.url("/"), "keep.test").await.status,
+        200,
+        "last good config still serves"
+    );
     // Fixing the file applies again.
     esc.write_dynamic(&good.replace("keep.test", "fixed.test"));
     let url = esc.url("/");
     eventually("fixed file applies", Duration::from_secs(3), || async {
-        request("GET", &url, &[("host", "fixed.test")], "").await.map(|r| r.status == 200).unwrap_or(false)
+        request("GET", &url, &[("host", "fixed.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
 }

@@ -27,7 +27,10 @@ fn setup() -> (Whoami, Escale) {
 async fn wait_ready(esc: &Escale) {
     let url = esc.url("/health");
     eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[], "").await.map(|r| r.status == 200).unwrap_or(false)
+        request("GET", &url, &[], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
 }
@@ -79,7 +82,10 @@ async fn one_gib_download_streams() {
     })
     .await;
     assert!(peak > 0, "RSS was sampled");
-    assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB must stay under {RSS_LIMIT_KIB} KiB");
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "peak RSS {peak} KiB must stay under {RSS_LIMIT_KIB} KiB"
+    );
     eprintln!("download 1 GiB: peak escale RSS {peak} KiB");
 }
 
@@ -96,15 +102,22 @@ async fn one_gib_upload_streams() {
             .map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone())));
         let body = StreamBody::new(stream);
         let req = http::Request::post(&url).body(body).unwrap();
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<StreamBody<_>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<StreamBody<_>>();
         let res = client.request(req).await.expect("upload completes");
         assert_eq!(res.status(), 200);
         let body = res.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&body);
-        assert!(text.contains(&GIB.to_string()), "backend counted every byte: {text}");
+        assert!(
+            text.contains(&GIB.to_string()),
+            "backend counted every byte: {text}"
+        );
     })
     .await;
-    assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB must stay under {RSS_LIMIT_KIB} KiB");
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "peak RSS {peak} KiB must stay under {RSS_LIMIT_KIB} KiB"
+    );
     eprintln!("upload 1 GiB: peak escale RSS {peak} KiB");
 }

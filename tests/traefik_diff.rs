@@ -239,10 +239,30 @@ fn cases() -> Vec<Case> {
     v.push(with("GET", "h.test", "/", vec![("x-env", "prod")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "dev-12")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "staging")]));
-    v.push(with("GET", "auth.test", "/", vec![("authorization", "Basic YWRtaW46YWRtaW4=")]));
-    v.push(with("GET", "auth.test", "/", vec![("authorization", "Basic YXByOmFkbWlu")]));
-    v.push(with("GET", "auth.test", "/", vec![("authorization", "Basic c2hhOmFkbWlu")]));
-    v.push(with("GET", "auth.test", "/", vec![("authorization", "Basic YWRtaW46d3Jvbmc=")]));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic YWRtaW46YWRtaW4=")],
+    ));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic YXByOmFkbWlu")],
+    ));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic c2hhOmFkbWlu")],
+    ));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic YWRtaW46d3Jvbmc=")],
+    ));
     v
 }
 
@@ -275,7 +295,10 @@ async fn observe(base: &str, c: &Case) -> Seen {
             // The port differs between the two proxies; compare the rest.
             v.to_str().unwrap_or("").to_string()
         }),
-        resp_header: r.headers.get("x-resp").map(|v| v.to_str().unwrap_or("").to_string()),
+        resp_header: r
+            .headers
+            .get("x-resp")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
     }
 }
 
@@ -309,7 +332,10 @@ async fn same_answers_as_traefik() {
     for base in [&traefik_base, &escale_base] {
         let url = format!("{base}/");
         eventually("proxy ready", Duration::from_secs(10), || async {
-            request("GET", &url, &[("host", "a.test")], "").await.map(|r| r.status == 200).unwrap_or(false)
+            request("GET", &url, &[("host", "a.test")], "")
+                .await
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
         })
         .await;
     }

@@ -6,11 +6,12 @@
 //! it is fresh; cargo has released its build lock while tests run) and takes the
 //! executable path from cargo's JSON messages.
 
+mod common;
+
+use common::whoami_bin;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,57 +25,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 type Body = BoxBody<Bytes, std::io::Error>;
-
-fn whoami_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/<profile>/deps/whoami-<hash>: build the example for the same profile.
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .and_then(|p| p.file_name())
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        let profile = if profile_dir == "debug" {
-            "dev"
-        } else {
-            profile_dir
-        };
-        let mut cmd = Command::new(env!("CARGO"));
-        // Drop what cargo set for this test process: some build scripts (ring) rerun when
-        // e.g. CARGO_MANIFEST_DIR changes, and the next plain `cargo build` would redo them.
-        for (key, _) in std::env::vars_os() {
-            let Some(key) = key.to_str() else { continue };
-            if key == "OUT_DIR"
-                || key == "CARGO_MANIFEST_DIR"
-                || key == "CARGO_MANIFEST_PATH"
-                || key == "CARGO_CRATE_NAME"
-                || key == "CARGO_PRIMARY_PACKAGE"
-                || key == "CARGO_TARGET_TMPDIR"
-                || key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_BIN_")
-            {
-                cmd.env_remove(key);
-            }
-        }
-        let out = cmd
-            .args(["build", "--example", "whoami", "--profile", profile])
-            .args(["--message-format", "json-render-diagnostics"])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build --example whoami");
-        assert!(out.status.success(), "cargo build --example whoami failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "whoami")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("whoami executable in cargo output")
-    })
-}
 
 /// A running whoami process, killed on drop.
 struct Whoami {

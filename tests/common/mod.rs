@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,6 +21,63 @@ pub fn bin_dir() -> PathBuf {
         .parent()
         .expect("binary has a parent dir")
         .to_path_buf()
+}
+
+/// The whoami example binary, built on first use.
+///
+/// Cargo gives integration tests no path to example binaries (`CARGO_BIN_EXE_*`
+/// covers `[[bin]]` only), and `cargo test --test x` does not build examples.
+/// So the first caller runs `$CARGO build --example whoami` with the same
+/// profile (a no-op when fresh) and takes the path from cargo's JSON output.
+pub fn whoami_bin() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/whoami-<hash>: build the example for the same profile.
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
+        let profile = if profile_dir == "debug" {
+            "dev"
+        } else {
+            profile_dir
+        };
+        let mut cmd = Command::new(env!("CARGO"));
+        // Drop what cargo set for this test process: some build scripts (ring) rerun when
+        // e.g. CARGO_MANIFEST_DIR changes, and the next plain `cargo build` would redo them.
+        for (key, _) in std::env::vars_os() {
+            let Some(key) = key.to_str() else { continue };
+            if key == "OUT_DIR"
+                || key == "CARGO_MANIFEST_DIR"
+                || key == "CARGO_MANIFEST_PATH"
+                || key == "CARGO_CRATE_NAME"
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key == "CARGO_TARGET_TMPDIR"
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+            {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd
+            .args(["build", "--example", "whoami", "--profile", profile])
+            .args(["--message-format", "json-render-diagnostics"])
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build --example whoami");
+        assert!(out.status.success(), "cargo build --example whoami failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "whoami")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("whoami executable in cargo output")
+    })
 }
 
 /// A free loopback port (bound then released; fine for tests).
@@ -66,7 +124,8 @@ impl ChildGuard {
 
     /// Resident set size in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -88,14 +147,16 @@ impl Whoami {
     }
 
     pub fn start_on(name: &str, port: u16) -> Whoami {
-        let exe = bin_dir().join("examples").join("whoami");
-        assert!(
-            exe.exists(),
-            "{} is missing: `cargo test` builds examples; run `cargo build --examples`",
-            exe.display()
-        );
+        let exe = whoami_bin();
         let mut child = Command::new(&exe)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--name", name])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--name",
+                name,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
