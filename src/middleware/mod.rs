@@ -48,3 +48,76 @@ pub trait Layer: Send + Sync + Debug {
     /// chain order.
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
 }
+
+mod add_prefix;
+mod basic_auth;
+mod build;
+mod goregex;
+mod gourl;
+mod headers;
+mod htpasswd;
+mod redirect;
+mod replace_path;
+mod replace_path_regex;
+mod reqhead;
+mod strip_prefix;
+mod strip_prefix_regex;
+
+pub use add_prefix::AddPrefix;
+pub use basic_auth::BasicAuth;
+pub use build::{Lookup, build};
+pub use headers::{Headers, NoXForwardedFor};
+pub use redirect::{RedirectRegex, RedirectScheme};
+pub use replace_path::ReplacePath;
+pub use replace_path_regex::ReplacePathRegex;
+pub use strip_prefix::StripPrefix;
+pub use strip_prefix_regex::StripPrefixRegex;
+
+/// A middleware that cannot be built, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("middleware `{middleware}`: {message}")]
+pub struct MiddlewareError {
+    /// The qualified name (`auth@file`) of the middleware at fault.
+    pub middleware: String,
+    pub message: String,
+}
+
+impl MiddlewareError {
+    pub fn new(middleware: &str, message: impl Into<String>) -> Self {
+        MiddlewareError {
+            middleware: middleware.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Qualifies a reference the way Traefik does: `name@provider` is kept, a
+/// bare `name` belongs to the provider of the object that references it.
+pub fn qualify(name: &str, provider: &str) -> String {
+    if name.contains('@') || provider.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}@{provider}")
+    }
+}
+
+/// The provider part of a qualified name (`file` in `auth@file`).
+pub fn provider_of(qualified_name: &str) -> Option<&str> {
+    // Traefik takes the second `@`-separated part, even if more follow.
+    qualified_name.split('@').nth(1)
+}
+
+#[cfg(test)]
+mod names_tests {
+    use super::*;
+
+    #[test]
+    fn qualify_keeps_qualified_names() {
+        assert_eq!(qualify("auth", "file"), "auth@file");
+        assert_eq!(qualify("auth@docker", "file"), "auth@docker");
+        assert_eq!(qualify("auth", ""), "auth");
+        assert_eq!(provider_of("auth@file"), Some("file"));
+        assert_eq!(provider_of("auth"), None);
+        assert_eq!(provider_of("a@b@c"), Some("b"));
+    }
+}
