@@ -48,6 +48,28 @@ pub fn build(
     Ok(layers)
 }
 
+/// Builds the layers of a router's middleware list, in order. Names are
+/// qualified with the router's provider; a name that resolves to nothing
+/// is an error naming it.
+pub fn build_list(
+    names: &[String],
+    provider: &str,
+    lookup: &dyn Lookup,
+) -> Result<Vec<Arc<dyn Layer>>, MiddlewareError> {
+    let mut layers = Vec::new();
+    for name in names {
+        let qualified = lookup.qualify(name, provider);
+        let Some(mw) = lookup.get(&qualified) else {
+            return Err(MiddlewareError::new(
+                &qualified,
+                "middleware does not exist",
+            ));
+        };
+        layers.extend(build(&qualified, mw, lookup)?);
+    }
+    Ok(layers)
+}
+
 fn build_into(
     name: &str,
     mw: &Middleware,
@@ -175,6 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn router_lists_are_qualified_with_the_router_provider() {
+        let mut all = BTreeMap::new();
+        all.insert("a@docker".to_string(), strip("/a"));
+        all.insert("b@file".to_string(), strip("/b"));
+        let names = vec!["a".to_string(), "b@file".to_string()];
+        let layers = build_list(&names, "docker", &all).unwrap();
+        assert_eq!(run(&layers, "/a/b/c"), "/c");
+        let err = build_list(&names, "file", &all).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "middleware `a@file`: middleware does not exist"
+        );
+        assert!(build_list(&[], "file", &all).unwrap().is_empty());
+    }
+
+    #[test]
     fn missing_member_is_named() {
         let mut all = BTreeMap::new();
         all.insert("outer@file".to_string(), chain(&["ghost"]));
@@ -261,6 +299,169 @@ mod tests {
                 .message
                 .starts_with("multi-types")
         );
+    }
+
+    /// Every layer kind, configured so that most requests hit its rewrite.
+    fn all_layers() -> Vec<Arc<dyn Layer>> {
+        let empty = BTreeMap::new();
+        let kinds = [
+            Middleware {
+                add_prefix: Some(dynamic::AddPrefix {
+                    prefix: "/p re".into(),
+                }),
+                ..Default::default()
+            },
+            strip("/"),
+            Middleware {
+                strip_prefix: Some(dynamic::StripPrefix {
+                    prefixes: vec!["/a".into()],
+                    force_slash: Some(true),
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                strip_prefix_regex: Some(dynamic::StripPrefixRegex {
+                    regex: vec!["(?s)^/.".into()],
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                replace_path_regex: Some(dynamic::ReplacePathRegex {
+                    regex: "(.)(.?)".into(),
+                    replacement: "$2%$1".into(),
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                replace_path_regex: Some(dynamic::ReplacePathRegex {
+                    regex: "^(.*)$".into(),
+                    replacement: "$1/..".into(),
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                redirect_regex: Some(dynamic::RedirectRegex {
+                    regex: "^(.*)://([^/]*)(.*)$".into(),
+                    replacement: "$1://$3$2#%".into(),
+                    permanent: false,
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                redirect_scheme: Some(dynamic::RedirectScheme {
+                    scheme: "https".into(),
+                    port: Some("8443".into()),
+                    permanent: false,
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                headers: Some(dynamic::Headers {
+                    custom_request_headers: [("Host".to_string(), "h:1".to_string())].into(),
+                    access_control_allow_origin_list: vec!["*".into()],
+                    access_control_allow_credentials: Some(true),
+                    add_vary_header: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                basic_auth: Some(dynamic::BasicAuth {
+                    users: vec!["u:{SHA}qvTGHdzF6KLavt4PO0gs2a6pQ00=".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                replace_path: Some(dynamic::ReplacePath {
+                    path: "/%41 b".into(),
+                }),
+                ..Default::default()
+            },
+        ];
+        kinds
+            .iter()
+            .flat_map(|mw| build("any@file", mw, &empty).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn no_layer_panics_on_odd_requests() {
+        // A small deterministic generator: paths made of the bytes that
+        // path code trips on, plus fixed nasty targets.
+        let alphabet: &[&str] = &[
+            "/", "%", "%2", "%2F", "%2e", ".", "..", "a", "é", "%FF", "%00", "?", ";", "~", "'",
+            "[", "]", "*", "%zz", "%0A",
+        ];
+        let mut targets: Vec<String> = [
+            "*",
+            "/",
+            "//",
+            "/.",
+            "/..",
+            "/%",
+            "example.com:443",
+            "http://h/a/../b?q",
+            "https://[::1]:8443/%2e%2e/",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        targets.push(format!("/{}", "a".repeat(60_000)));
+        let mut seed: u32 = 0x9e37_79b9;
+        for _ in 0..1500 {
+            let mut t = String::from("/");
+            for _ in 0..(seed % 9) {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                t.push_str(alphabet[(seed >> 16) as usize % alphabet.len()]);
+            }
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            targets.push(t);
+        }
+        let layers = all_layers();
+        let mut answered = 0;
+        for target in &targets {
+            let Ok(req) = http::Request::builder().uri(target.as_str()).body(()) else {
+                continue;
+            };
+            for layer in &layers {
+                let (mut parts, ()) = req.clone().into_parts();
+                parts.headers.insert(
+                    http::header::HOST,
+                    http::HeaderValue::from_bytes(b"h\xe9:80").unwrap(),
+                );
+                parts.headers.insert(
+                    http::header::AUTHORIZATION,
+                    http::HeaderValue::from_static("Basic dTpoZWxsbw=="),
+                );
+                let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "https");
+                match layer.on_request(&mut parts, &mut ctx) {
+                    Flow::Continue => {
+                        assert!(
+                            parts.uri.path().starts_with('/')
+                                || parts.uri.path() == "*"
+                                || parts.uri.path().is_empty(),
+                            "{target}: {}",
+                            parts.uri
+                        );
+                    }
+                    Flow::Respond(res) => {
+                        answered += 1;
+                        let (mut res, _) = res.into_parts();
+                        layer.on_response(&mut res, &ctx);
+                    }
+                }
+                let mut res = http::Response::builder()
+                    .header("vary", http::HeaderValue::from_bytes(b"\xff").unwrap())
+                    .body(())
+                    .unwrap()
+                    .into_parts()
+                    .0;
+                layer.on_response(&mut res, &ctx);
+            }
+        }
+        // The generator does reach the error paths.
+        assert!(answered > 100, "{answered}");
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! A middleware sees the request head before it is forwarded and may answer
 //! in place (a redirect, a 401). It may then adjust the response head on the
 //! way back. Middlewares never touch bodies, so streaming stays intact.
+//!
+//! [`build`] turns a named `dynamic::Middleware` into layers (a chain into
+//! its members' layers). The layers follow Traefik v3 to the byte where
+//! clients can see it, which means following Go: `gourl` mirrors how
+//! `net/url` keeps, cleans and re-encodes paths and `Location`s, and
+//! `goregex` gives regexes and `$1` replacements Go's meaning.
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -65,7 +71,7 @@ mod strip_prefix_regex;
 
 pub use add_prefix::AddPrefix;
 pub use basic_auth::BasicAuth;
-pub use build::{Lookup, build};
+pub use build::{Lookup, build, build_list};
 pub use headers::{Headers, NoXForwardedFor};
 pub use redirect::{RedirectRegex, RedirectScheme};
 pub use replace_path::ReplacePath;
