@@ -21,7 +21,7 @@ use super::headers::{self, ForwardedFacts, ForwardedPolicy};
 use super::observe::{Exchange, Observer, Protocol};
 use crate::middleware::{Flow, RequestCtx};
 use crate::routing::{RouteTable, Target};
-use crate::rules::RequestInfo;
+use crate::rules::{self, RequestInfo};
 
 /// Settings of one entrypoint that the request path needs.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Proxy {
             .as_ref()
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        let host = lowercase(headers::strip_port(host_str));
+        let host = lowercase(rules::trim_host_dot(headers::strip_port(host_str)));
         let protocol = protocol_of(&parts);
         headers::apply_forwarded(
             &mut parts.headers,
@@ -95,16 +95,22 @@ impl Proxy {
             },
         );
 
+        // Traefik routes on the path with unreserved escapes decoded; a
+        // malformed escape is the client's error.
+        let Some(path) = rules::routing_path(parts.uri.path()) else {
+            return ProxyError::BadRequest("malformed percent-encoding in path".into()).response();
+        };
         let route = table.entrypoint(&ep.name).and_then(|routes| {
             routes.find(&RequestInfo {
                 host: &host,
-                path: parts.uri.path(),
+                path: &path,
                 query: parts.uri.query(),
                 method: &parts.method,
                 headers: &parts.headers,
                 client_ip,
             })
         });
+        drop(path);
 
         let mut record = Record {
             router: None,
