@@ -3,4 +3,6 @@
 
 pub mod duration;
 pub mod dynamic;
+pub mod file_format;
+pub mod traefik_keys;
 pub mod tree;
