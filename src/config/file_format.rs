@@ -164,10 +164,11 @@ pub fn parse_dynamic_file(
             .filter(|(s, _)| *s == Severity::Error)
             .map(|(_, k)| k),
     ) {
-        if let Some(obj) = object_of(&k.keys) {
-            if !dropped.contains(&obj) && obj.0.remove(&mut config.http, &obj.1) {
-                dropped.push(obj);
-            }
+        if let Some(obj) = object_of(&k.keys)
+            && !dropped.contains(&obj)
+            && obj.0.remove(&mut config.http, &obj.1)
+        {
+            dropped.push(obj);
         }
     }
     for (kind, name) in dropped {
@@ -560,10 +561,10 @@ fn toml_records(text: &str) -> Records {
             out.push((path, line_no));
             let value = line[eq + 1..].trim();
             for delim in ["\"\"\"", "'''"] {
-                if let Some(after) = value.strip_prefix(delim) {
-                    if !after.contains(delim) {
-                        multiline = Some(delim);
-                    }
+                if let Some(after) = value.strip_prefix(delim)
+                    && !after.contains(delim)
+                {
+                    multiline = Some(delim);
                 }
             }
             depth += bracket_balance(value);
@@ -581,10 +582,10 @@ fn with_aot_indexes(plain: &[String], aot: &BTreeMap<Vec<String>, usize>) -> Vec
     let mut out = Vec::new();
     for (i, seg) in plain.iter().enumerate() {
         out.push(seg.clone());
-        if i + 1 < plain.len() {
-            if let Some(n) = aot.get(&lower(&plain[..=i])) {
-                out.push(format!("[{}]", n.saturating_sub(1)));
-            }
+        if i + 1 < plain.len()
+            && let Some(n) = aot.get(&lower(&plain[..=i]))
+        {
+            out.push(format!("[{}]", n.saturating_sub(1)));
         }
     }
     out

@@ -139,83 +139,6 @@ pub fn suggest(keys: &[String]) -> (usize, Option<String>) {
     (depth, suggestion)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys(s: &str) -> Vec<String> {
-        super::super::tree::split_flat_key(s).unwrap()
-    }
-
-    #[test]
-    fn looks_up_keys_any_case_with_names_and_indexes() {
-        assert_eq!(
-            lookup(&keys("api.insecure")),
-            KeyMatch::Exact(KeyKind::Bool)
-        );
-        assert_eq!(lookup(&keys("ping")), KeyMatch::Exact(KeyKind::Bool));
-        assert_eq!(
-            lookup(&keys("entryPoints.web.address")),
-            KeyMatch::Exact(KeyKind::Value)
-        );
-        assert_eq!(
-            lookup(&keys("entryPoints.web.http.tls.domains[2].main")),
-            KeyMatch::Exact(KeyKind::Value)
-        );
-        assert_eq!(
-            lookup(&keys("tracing.otlp.grpc")),
-            KeyMatch::Exact(KeyKind::Bool)
-        );
-        assert_eq!(
-            lookup(&keys("entrypoints.web.http")),
-            KeyMatch::Exact(KeyKind::Value)
-        );
-        assert_eq!(
-            lookup(&keys("certificatesResolvers.le.acme")),
-            KeyMatch::Section
-        );
-        assert_eq!(lookup(&keys("entrypoints.web.adress")), KeyMatch::Unknown);
-        assert_eq!(lookup(&keys("docker.swarmmode")), KeyMatch::Unknown);
-    }
-
-    #[test]
-    fn knows_bool_flags_and_list_keys() {
-        assert!(is_bool_flag(&keys("providers.swarm")));
-        assert!(is_bool_flag(&keys("metrics.prometheus")));
-        assert!(!is_bool_flag(&keys("log.level")));
-        assert!(is_list_key(&keys(
-            "entrypoints.web.forwardedHeaders.trustedIPs"
-        )));
-        assert!(!is_list_key(&keys("entrypoints.web.address")));
-    }
-
-    #[test]
-    fn suggests_the_nearest_key_at_the_first_wrong_segment() {
-        assert_eq!(
-            suggest(&keys("tracing.otlp.grcp.endpoint")),
-            (2, Some("grpc".to_string()))
-        );
-        assert_eq!(suggest(&keys("tracnig")), (0, Some("tracing".to_string())));
-        assert_eq!(suggest(&keys("hostresolver.zzzzzzz")).1, None);
-    }
-
-    #[test]
-    fn roots_are_the_top_level_sections() {
-        let r = roots();
-        for root in [
-            "entrypoints",
-            "providers",
-            "api",
-            "ping",
-            "accesslog",
-            "tracing",
-        ] {
-            assert!(r.contains(&root), "{root}");
-        }
-        assert!(!r.contains(&"docker"));
-    }
-}
-
 pub const STATIC_KEYS: &[(&str, KeyKind)] = &[
     ("accesslog", B),
     ("accesslog.addinternals", B),
@@ -872,3 +795,80 @@ pub const STATIC_KEYS: &[(&str, KeyKind)] = &[
     ("tracing.samplerate", V),
     ("tracing.servicename", V),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(s: &str) -> Vec<String> {
+        super::super::tree::split_flat_key(s).unwrap()
+    }
+
+    #[test]
+    fn looks_up_keys_any_case_with_names_and_indexes() {
+        assert_eq!(
+            lookup(&keys("api.insecure")),
+            KeyMatch::Exact(KeyKind::Bool)
+        );
+        assert_eq!(lookup(&keys("ping")), KeyMatch::Exact(KeyKind::Bool));
+        assert_eq!(
+            lookup(&keys("entryPoints.web.address")),
+            KeyMatch::Exact(KeyKind::Value)
+        );
+        assert_eq!(
+            lookup(&keys("entryPoints.web.http.tls.domains[2].main")),
+            KeyMatch::Exact(KeyKind::Value)
+        );
+        assert_eq!(
+            lookup(&keys("tracing.otlp.grpc")),
+            KeyMatch::Exact(KeyKind::Bool)
+        );
+        assert_eq!(
+            lookup(&keys("entrypoints.web.http")),
+            KeyMatch::Exact(KeyKind::Value)
+        );
+        assert_eq!(
+            lookup(&keys("certificatesResolvers.le.acme")),
+            KeyMatch::Section
+        );
+        assert_eq!(lookup(&keys("entrypoints.web.adress")), KeyMatch::Unknown);
+        assert_eq!(lookup(&keys("docker.swarmmode")), KeyMatch::Unknown);
+    }
+
+    #[test]
+    fn knows_bool_flags_and_list_keys() {
+        assert!(is_bool_flag(&keys("providers.swarm")));
+        assert!(is_bool_flag(&keys("metrics.prometheus")));
+        assert!(!is_bool_flag(&keys("log.level")));
+        assert!(is_list_key(&keys(
+            "entrypoints.web.forwardedHeaders.trustedIPs"
+        )));
+        assert!(!is_list_key(&keys("entrypoints.web.address")));
+    }
+
+    #[test]
+    fn suggests_the_nearest_key_at_the_first_wrong_segment() {
+        assert_eq!(
+            suggest(&keys("tracing.otlp.grcp.endpoint")),
+            (2, Some("grpc".to_string()))
+        );
+        assert_eq!(suggest(&keys("tracnig")), (0, Some("tracing".to_string())));
+        assert_eq!(suggest(&keys("hostresolver.zzzzzzz")).1, None);
+    }
+
+    #[test]
+    fn roots_are_the_top_level_sections() {
+        let r = roots();
+        for root in [
+            "entrypoints",
+            "providers",
+            "api",
+            "ping",
+            "accesslog",
+            "tracing",
+        ] {
+            assert!(r.contains(&root), "{root}");
+        }
+        assert!(!r.contains(&"docker"));
+    }
+}
