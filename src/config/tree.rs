@@ -601,7 +601,12 @@ pub fn decode<T: DeserializeOwned>(node: &Node) -> Decoded<T> {
             }
             Err(e) => {
                 let keys = e.keys.unwrap_or_default();
-                if !e.disabled || keys.is_empty() {
+                if keys.is_empty() && e.disabled {
+                    value_errors.push(KeyIssue::invalid(
+                        Vec::new(),
+                        &format!("expected a table of options, found {}", node.describe()),
+                    ));
+                } else if !e.disabled {
                     value_errors.push(KeyIssue::invalid(keys.clone(), &e.message));
                 }
                 if keys.is_empty() || !work.to_mut().remove(&keys) {

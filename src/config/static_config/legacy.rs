@@ -149,9 +149,14 @@ pub(super) fn translate(entries: Vec<Entry>) -> (Vec<Entry>, Legacy) {
         match root.as_str() {
             "docker" => t.v1_docker(e, v1_target),
             "web" => t.v1_web(e),
-            "defaultentrypoints" if e.keys.len() == 1 => {
-                let names = list_of(&e.value);
-                t.default_eps = Some((names, Some(e.origin.clone())));
+            // A file's list arrives as one entry per item (`defaultEntryPoints[0]`).
+            "defaultentrypoints"
+                if e.keys.len() == 1 || (e.keys.len() == 2 && e.keys[1].starts_with('[')) =>
+            {
+                let (names, _) = t
+                    .default_eps
+                    .get_or_insert_with(|| (Vec::new(), Some(e.origin.clone())));
+                names.extend(list_of(&e.value));
             }
             "loglevel" if e.keys.len() == 1 => t.rewrite(e, &["log", "level"]),
             "debug" if e.keys.len() == 1 => {

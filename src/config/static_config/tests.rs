@@ -823,3 +823,88 @@ fn redirect_to_a_port_and_default_entry_points() {
         "all but traefik"
     );
 }
+
+#[test]
+fn yaml_list_items_are_located() {
+    let env = Env::new();
+    let path = env.file(
+        "traefik.yml",
+        "\
+entryPoints:
+  web:
+    address: ':80'
+    forwardedHeaders:
+      trustedIPs:
+        - 10.0.0.0/8
+        - 300.1.1.1
+metrics:
+  prometheus:
+    buckets: [0.1, 0.05]
+",
+    );
+    let errors = env.errors(&[], &[]);
+    let p = path.display();
+    assert!(
+        has(
+            &errors,
+            &format!(
+                "{p}:7: `entryPoints.web.forwardedHeaders.trustedIPs`: \"300.1.1.1\" is neither an IP address nor a CIDR range"
+            )
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            &errors,
+            &format!("{p}:10: `metrics.prometheus.buckets` must be increasing numbers")
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn v1_toml_file() {
+    let env = Env::new();
+    env.file(
+        "traefik.toml",
+        r#"
+defaultEntryPoints = ["http", "https"]
+logLevel = "DEBUG"
+
+[entryPoints]
+  [entryPoints.http]
+  address = ":80"
+    [entryPoints.http.redirect]
+    entryPoint = "https"
+  [entryPoints.https]
+  address = ":443"
+    [entryPoints.https.tls]
+
+[docker]
+endpoint = "unix:///var/run/docker.sock"
+domain = "docker.localhost"
+watch = true
+swarmMode = true
+constraints = ["tag==api"]
+
+[api]
+"#,
+    );
+    let l = env.ok(&[], &[]);
+    let c = &l.config;
+    assert_eq!(c.generation, Generation::V1);
+    assert_eq!(c.log.level, LogLevel::Debug);
+    let swarm = c.providers.swarm.as_ref().unwrap();
+    assert_eq!(
+        swarm.v1.as_ref().unwrap().domain.as_deref(),
+        Some("docker.localhost")
+    );
+    let redirect = c.entry_points["http"].redirect.as_ref().unwrap();
+    assert_eq!(redirect.to, RedirectTarget::EntryPoint("https".into()));
+    assert!(c.entry_points["https"].as_default && c.entry_points["http"].as_default);
+    assert!(c.api.as_ref().unwrap().insecure);
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w.iter().any(|l| l.ends_with(":12: Traefik v1 option `entryPoints.https.tls` is not supported by escale and is ignored")), "{w:#?}");
+    assert!(w.iter().any(|l| l.ends_with(":19: Traefik v1 option `docker.constraints[0]` is not supported by escale and is ignored")), "{w:#?}");
+}
