@@ -11,6 +11,7 @@ use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::static_config::StaticConfig;
 use crate::provider::{Hub, ProviderStatus, file};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
@@ -39,6 +40,52 @@ pub struct AppConfig {
     pub entrypoints: Vec<EntrypointSpec>,
     pub file: Option<(file::FileSource, bool)>,
     pub transport: TransportConfig,
+}
+
+impl AppConfig {
+    /// Translates the validated static configuration.
+    pub fn from_static(config: &StaticConfig) -> AppConfig {
+        let defaults = config.default_entry_points();
+        let entrypoints = config
+            .entry_points
+            .iter()
+            .map(|(name, ep)| EntrypointSpec {
+                name: name.clone(),
+                address: ep.address,
+                forwarded: ForwardedPolicy {
+                    insecure: ep.forwarded_headers.insecure,
+                    trusted: ep.forwarded_headers.trusted_ips.clone(),
+                },
+                timeouts: ServerTimeouts {
+                    header_read: ep.timeouts.read_header.or(ep.timeouts.read),
+                    idle: ep.timeouts.idle.unwrap_or(Duration::from_secs(180)),
+                    grace: ep.life_cycle.grace,
+                },
+                accept_grace: ep.life_cycle.request_accept_grace,
+                as_default: defaults.contains(name),
+            })
+            .collect();
+        let file = config
+            .providers
+            .file
+            .as_ref()
+            .map(|f| (f.source.clone(), f.watch));
+        let st = &config.servers_transport;
+        let mut transport = TransportConfig::default();
+        if let Some(d) = st.dial_timeout {
+            transport.dial_timeout = d;
+        }
+        transport.response_header_timeout = st.response_header_timeout;
+        if let Some(d) = st.idle_conn_timeout {
+            transport.idle_conn_timeout = d;
+        }
+        transport.max_idle_conns_per_host = st.max_idle_conns_per_host;
+        AppConfig {
+            entrypoints,
+            file,
+            transport,
+        }
+    }
 }
 
 /// Handles to a running proxy, for `main` and for in-process tests.
@@ -87,15 +134,12 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
     let providers = hub.statuses();
 
     let entrypoint_names: Vec<String> = config.entrypoints.iter().map(|e| e.name.clone()).collect();
-    let mut default_entrypoints: Vec<String> = config
+    let default_entrypoints: Vec<String> = config
         .entrypoints
         .iter()
         .filter(|e| e.as_default)
         .map(|e| e.name.clone())
         .collect();
-    if default_entrypoints.is_empty() {
-        default_entrypoints = entrypoint_names.clone();
-    }
     background.push(tokio::spawn(pipeline(
         hub,
         table.clone(),
