@@ -245,6 +245,8 @@ async fn pipeline(
     transport: TransportConfig,
 ) {
     let mut generation = 0u64;
+    // Health-check tasks follow the table; dropping this stops them.
+    let mut health = crate::health::Supervisor::new();
     loop {
         let snapshots = hub.current();
         generation += 1;
@@ -272,7 +274,10 @@ async fn pipeline(
             services = compiled.services.len(),
             "configuration applied"
         );
-        table.store(Arc::new(compiled));
+        let compiled = Arc::new(compiled);
+        table.store(compiled.clone());
+        health.sync(&compiled);
+        drop(compiled);
         if !hub.changed().await {
             // No provider left (or none configured): the table is final.
             std::future::pending::<()>().await;

@@ -6,7 +6,8 @@
 //! - [`middleware`]: request/response middlewares (strip prefix, headers, auth, ...).
 //! - [`provider`]: sources of dynamic configuration (file, swarm) and their snapshots.
 //! - [`routing`]: compiles the model into an immutable, host-indexed `RouteTable`.
-//! - [`balance`]: load balancers and per-server state.
+//! - [`balance`]: load-balancing strategies, per-server state, passive health, sticky cookies.
+//! - [`health`]: active health checks and the probes that re-admit ejected servers.
 //! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification, access log.
 //! - [`app`]: assembles providers, the config pipeline and entrypoints; graceful shutdown.
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
@@ -16,6 +17,7 @@ pub mod app;
 pub mod balance;
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod middleware;
 pub mod provider;
 pub mod proxy;

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use http::uri::{Authority, Scheme};
 
+use super::latency::Latency;
+use super::passive::{Ejection, FailureKind, PassivePolicy, PassiveState};
 use crate::config::dynamic::ServerOrigin;
 use crate::proxy::pool::ServerPool;
 
@@ -73,8 +75,32 @@ pub struct ServerState {
     failures: AtomicU64,
     /// Result of the active health check (true when none is configured).
     healthy: AtomicBool,
+    /// Ejection on live-traffic failures.
+    passive: PassiveState,
+    /// Response-time estimates for the latency-aware strategies.
+    pub latency: Latency,
     /// Keep-alive connections to this server.
     pub pool: ServerPool,
+}
+
+/// Why a server is or is not in the pool, for logs and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Up,
+    /// The active health check fails.
+    Down,
+    /// Ejected after failures on live traffic, until a probe succeeds.
+    Ejected,
+}
+
+impl Health {
+    /// Traefik's `serverStatus` words: anything not in the pool is DOWN.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "UP",
+            Health::Down | Health::Ejected => "DOWN",
+        }
+    }
 }
 
 impl ServerState {
@@ -93,16 +119,56 @@ impl ServerState {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            passive: PassiveState::default(),
+            latency: Latency::default(),
             pool: ServerPool::default(),
         })
     }
 
+    /// In the pool: passes its active health check (if any) and is not
+    /// ejected.
     pub fn is_available(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.passive.is_ejected()
+    }
+
+    pub fn health(&self) -> Health {
+        if !self.healthy.load(Ordering::Relaxed) {
+            Health::Down
+        } else if self.passive.is_ejected() {
+            Health::Ejected
+        } else {
+            Health::Up
+        }
+    }
+
+    /// The active health check's verdict.
+    pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    pub fn set_healthy(&self, healthy: bool) {
-        self.healthy.store(healthy, Ordering::Relaxed);
+    pub fn is_ejected(&self) -> bool {
+        self.passive.is_ejected()
+    }
+
+    /// Sets the active health check's verdict; returns the previous one.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, Ordering::Relaxed)
+    }
+
+    /// Counts a live-traffic failure; returns the ejection it caused, if any.
+    pub fn passive_failure(&self, policy: &PassivePolicy, kind: FailureKind) -> Option<Ejection> {
+        if !policy.counts(kind) {
+            return None;
+        }
+        self.passive.record_failure(policy, super::clock::now_us())
+    }
+
+    pub fn passive_success(&self) {
+        self.passive.record_success();
+    }
+
+    pub fn passive_state(&self) -> &PassiveState {
+        &self.passive
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -126,6 +192,21 @@ impl ServerState {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// Like [`start_request`](Self::start_request), unless `limit` requests
+    /// are already in flight.
+    pub fn try_start_request(self: &std::sync::Arc<Self>, limit: Option<u64>) -> Option<InFlight> {
+        let Some(limit) = limit else {
+            return Some(self.start_request());
+        };
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight(self.clone()))
     }
 }
 
@@ -172,5 +253,37 @@ mod tests {
         drop(g);
         assert_eq!(s.in_flight(), 0);
         assert_eq!(s.requests(), 1);
+    }
+
+    #[test]
+    fn connection_limit_is_exact() {
+        let s = std::sync::Arc::new(ServerState::new("http://127.0.0.1:1", 1, None).unwrap());
+        let a = s.try_start_request(Some(2)).unwrap();
+        let _b = s.try_start_request(Some(2)).unwrap();
+        assert!(s.try_start_request(Some(2)).is_none());
+        drop(a);
+        assert!(s.try_start_request(Some(2)).is_some());
+        assert!(s.try_start_request(None).is_some());
+    }
+
+    #[test]
+    fn health_combines_active_and_passive() {
+        let s = ServerState::new("http://127.0.0.1:1", 1, None).unwrap();
+        assert_eq!(s.health(), Health::Up);
+        let policy = PassivePolicy::default();
+        assert!(
+            s.passive_failure(&policy, FailureKind::ServerError)
+                .is_none()
+        );
+        assert!(
+            s.is_available(),
+            "5xx do not count without a passive config"
+        );
+        assert!(s.passive_failure(&policy, FailureKind::Connect).is_some());
+        assert_eq!((s.health(), s.is_available()), (Health::Ejected, false));
+        s.passive_state().readmit(super::super::clock::now_us());
+        assert!(s.is_available());
+        assert!(s.set_healthy(false));
+        assert_eq!((s.health().as_str(), s.is_available()), ("DOWN", false));
     }
 }

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, Headers, Layer, MiddlewareError, RedirectRegex, RedirectScheme,
-    ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex, provider_of, qualify,
+    AddPrefix, BasicAuth, CircuitBreaker, Headers, InFlightReq, Layer, MiddlewareError, RateLimit,
+    RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, Retry, StripPrefix,
+    StripPrefixRegex, provider_of, qualify,
 };
 use crate::config::dynamic::Middleware;
 
@@ -35,8 +36,9 @@ impl Lookup for HashMap<String, Middleware> {
 /// members' layers (recursively, detecting cycles with a clear error
 /// listing the cycle).
 ///
-/// `retry`, `inFlightReq`, `rateLimit` and `circuitBreaker` build to no
-/// layer here: they are provided elsewhere.
+/// `inFlightReq`, `rateLimit` and `circuitBreaker` keep their state while
+/// their name and settings stay the same, across rebuilds. `retry` only
+/// hands its policy to the forwarder, which makes the attempts.
 pub fn build(
     qualified_name: &str,
     mw: &Middleware,
@@ -130,12 +132,14 @@ fn build_into(
             build_into(&qualified, member_mw, lookup, stack, layers)?;
             stack.pop();
         }
-    } else if mw.retry.is_some()
-        || mw.in_flight_req.is_some()
-        || mw.rate_limit.is_some()
-        || mw.circuit_breaker.is_some()
-    {
-        // Built by the proxy and balancer code, which own their state.
+    } else if let Some(c) = &mw.retry {
+        push(layers, Retry::new(name, c)?);
+    } else if let Some(c) = &mw.in_flight_req {
+        push(layers, InFlightReq::new(name, c)?);
+    } else if let Some(c) = &mw.rate_limit {
+        push(layers, RateLimit::new(name, c)?);
+    } else if let Some(c) = &mw.circuit_breaker {
+        push(layers, CircuitBreaker::new(name, c)?);
     } else {
         return Err(MiddlewareError::new(
             name,
@@ -265,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn kinds_handled_elsewhere_or_unsupported() {
+    fn resilience_kinds_build_and_unsupported_ones_do_not() {
         let empty = BTreeMap::new();
         let retry = Middleware {
             retry: Some(dynamic::Retry {
@@ -274,7 +278,46 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(build("r@file", &retry, &empty).unwrap().is_empty());
+        assert_eq!(build("r@file", &retry, &empty).unwrap().len(), 1);
+        let limits = [
+            Middleware {
+                in_flight_req: Some(dynamic::InFlightReq {
+                    amount: 2,
+                    source_criterion: None,
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                rate_limit: Some(dynamic::RateLimit {
+                    average: 5,
+                    burst: 2,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Middleware {
+                circuit_breaker: Some(dynamic::CircuitBreaker {
+                    expression: "NetworkErrorRatio() > 0.5".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ];
+        for mw in &limits {
+            assert_eq!(
+                build("l@file", mw, &empty).unwrap().len(),
+                1,
+                "{:?}",
+                mw.kind()
+            );
+        }
+        let broken = Middleware {
+            circuit_breaker: Some(dynamic::CircuitBreaker::default()),
+            ..Default::default()
+        };
+        let err = build("cb@file", &broken, &empty).unwrap_err();
+        assert_eq!(err.middleware, "cb@file");
+        assert!(err.message.contains("empty"), "{}", err.message);
         let fwd = Middleware {
             forward_auth: Some(Unsupported(serde_json::json!({"address": "http://auth"}))),
             ..Default::default()

@@ -60,24 +60,34 @@ pub trait Layer: Send + Sync + Debug {
 mod add_prefix;
 mod basic_auth;
 mod build;
+pub mod circuit_breaker;
 mod goregex;
 mod gourl;
 mod headers;
 mod htpasswd;
+pub mod in_flight;
+mod persist;
+pub mod rate_limit;
 mod redirect;
 mod replace_path;
 mod replace_path_regex;
 mod reqhead;
+pub mod retry;
+pub mod source;
 mod strip_prefix;
 mod strip_prefix_regex;
 
 pub use add_prefix::AddPrefix;
 pub use basic_auth::BasicAuth;
 pub use build::{Lookup, build, build_list};
+pub use circuit_breaker::CircuitBreaker;
 pub use headers::{Headers, NoXForwardedFor};
+pub use in_flight::InFlightReq;
+pub use rate_limit::RateLimit;
 pub use redirect::{RedirectRegex, RedirectScheme};
 pub use replace_path::ReplacePath;
 pub use replace_path_regex::ReplacePathRegex;
+pub use retry::{Retry, RetryPolicy};
 pub use strip_prefix::StripPrefix;
 pub use strip_prefix_regex::StripPrefixRegex;
 

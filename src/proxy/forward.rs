@@ -1,22 +1,49 @@
 //! Forwarding one request to a service: pick a server, rewrite the head,
 //! send over a pooled connection, relay the response (or the upgraded
 //! connection) back.
+//!
+//! Failures are retried where it is safe:
+//! - a failed connect, whatever the method, on another server (nothing was
+//!   sent); so is a request the pooled connection gave back unsent;
+//! - a reset before the response headers, for idempotent methods whose
+//!   body can be sent again: an empty body, or one small enough to keep in
+//!   memory ([`REPLAY_LIMIT`], decided from its size hint before sending);
+//! - with the `retry` middleware, up to its number of attempts, timeouts
+//!   included, with its backoff between attempts.
+//!
+//! A body that started streaming to a backend is never sent again. Each
+//! failure also counts towards the server's passive health.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version, request};
+use http::{Method, Request, Response, StatusCode, Version, request};
+use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::{Body, ExchangeGuard};
 use super::error::ProxyError;
 use super::headers;
-use super::pool::Sender;
-use crate::balance::ServerState;
-use crate::middleware::NoXForwardedFor;
+use super::pool::{ConnectError, Sender};
+use crate::balance::passive::FailureKind;
+use crate::balance::sticky::{StickyCookie, Stuck};
+use crate::balance::{PickError, Picked, ServerState, clock};
+use crate::health::{self, EjectionProbe};
+use crate::middleware::{NoXForwardedFor, RetryPolicy};
 use crate::routing::ServiceRuntime;
+
+/// Request bodies up to this size (by their size hint) are kept in memory
+/// so that an idempotent request can be sent again.
+pub const REPLAY_LIMIT: u64 = 64 * 1024;
+
+/// A pooled connection may close just as a request is handed to it; the
+/// request then comes back unsent and goes out on another connection.
+const MAX_UNSENT: u32 = 3;
 
 /// Facts about the client side the forwarder needs.
 pub struct ClientSide {
@@ -28,6 +55,96 @@ pub struct ClientSide {
 pub struct Forwarded {
     pub result: Result<Response<Body>, ProxyError>,
     pub server: Option<Arc<ServerState>>,
+    /// Attempts after the first one.
+    pub retries: u32,
+}
+
+/// The request body, kept so that it can be sent again when possible.
+enum ReqBody {
+    /// Sent at most once: streamed straight to the backend.
+    Stream(Option<Body>),
+    /// Small enough to keep: every attempt gets a copy.
+    Replayable(Bytes),
+}
+
+impl ReqBody {
+    fn take(&mut self) -> Option<Body> {
+        match self {
+            ReqBody::Stream(b) => b.take(),
+            ReqBody::Replayable(bytes) => Some(Body::full(bytes.clone())),
+        }
+    }
+
+    fn put_back(&mut self, body: Body) {
+        if let ReqBody::Stream(slot) = self {
+            *slot = Some(body);
+        }
+    }
+
+    fn can_send_again(&self) -> bool {
+        matches!(self, ReqBody::Replayable(_) | ReqBody::Stream(Some(_)))
+    }
+}
+
+/// Methods that may be sent twice (RFC 9110 9.2.2, minus none).
+pub fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Try a server not tried yet.
+    OtherServer,
+    /// Try again, preferably elsewhere, possibly on a server already tried.
+    AnyServer,
+    Stop,
+}
+
+/// The retry rules, as a pure function. `policy_left` is how many retries
+/// the `retry` middleware still allows (0 without it).
+pub fn next_step(kind: FailureKind, idempotent: bool, resendable: bool, policy_left: u32) -> Next {
+    let policy = if policy_left > 0 {
+        Next::AnyServer
+    } else {
+        Next::Stop
+    };
+    match kind {
+        // Nothing reached the backend: always safe, always elsewhere.
+        FailureKind::Connect => {
+            if policy_left > 0 {
+                Next::AnyServer
+            } else {
+                Next::OtherServer
+            }
+        }
+        _ if !(idempotent && resendable) => Next::Stop,
+        FailureKind::Reset => {
+            if policy_left > 0 {
+                Next::AnyServer
+            } else {
+                Next::OtherServer
+            }
+        }
+        FailureKind::Timeout => policy,
+        FailureKind::ServerError => Next::Stop,
+    }
+}
+
+fn failure_kind(e: &ProxyError) -> FailureKind {
+    match e {
+        ProxyError::Connect(_) => FailureKind::Connect,
+        ProxyError::ResponseTimeout(_) => FailureKind::Timeout,
+        e if e.status() == StatusCode::GATEWAY_TIMEOUT => FailureKind::Timeout,
+        _ => FailureKind::Reset,
+    }
+}
+
+fn key_of(s: &ServerState) -> usize {
+    s as *const ServerState as usize
 }
 
 pub async fn forward(
@@ -41,14 +158,13 @@ pub async fn forward(
         .as_ref()
         .and_then(|_| parts.extensions.remove::<OnUpgrade>());
     let original_host = request_host(&parts);
+    let policy = parts.extensions.remove::<RetryPolicy>();
+    let idempotent = is_idempotent(&parts.method);
 
-    let sticky = service
-        .sticky
-        .as_ref()
-        .map(|c| sticky::Sticky::new(&service.name, c));
-    let sticky_server = sticky
-        .as_ref()
-        .and_then(|s| s.find(&parts.headers, service.balancer.servers()));
+    let key = service.balancer.hash_key(&parts.headers, client.client_ip);
+    let key = key.as_deref().map(str::as_bytes);
+    let sticky = service.sticky.as_ref();
+    let stuck = sticky.and_then(|s| s.find(&parts.headers, service.balancer.servers()));
 
     headers::remove_hop_by_hop(&mut parts.headers);
     // A headers middleware may ask for no X-Forwarded-For at all.
@@ -62,87 +178,153 @@ pub async fn forward(
         parts.headers.insert(header::UPGRADE, proto.clone());
     }
 
+    let mut body = match prepare_body(body, idempotent && upgrade.is_none()).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Forwarded {
+                result: Err(e),
+                server: None,
+                retries: 0,
+            };
+        }
+    };
+
     // Servers already attempted, by address (raw pointers are not Send).
     let mut tried: Vec<usize> = Vec::new();
-    let mut request_body = Some(body);
-    let mut last_error = ProxyError::NoServer;
-    let mut last_server = None;
+    let mut retries: u32 = 0;
+    let mut policy_used: u32 = 0;
+    let mut may_repeat = false;
+    let mut last: Option<(ProxyError, Arc<ServerState>)> = None;
     loop {
-        let server = match &sticky_server {
-            Some(s) if tried.is_empty() => Some(s.clone()),
-            _ => service
-                .balancer
-                .pick_where(|s| {
-                    s.is_available() && !tried.contains(&(s as *const ServerState as usize))
-                })
-                .or_else(|| {
-                    // Fail open, but never retry the same server.
-                    service
-                        .balancer
-                        .pick_where(|s| !tried.contains(&(s as *const ServerState as usize)))
-                })
-                .cloned(),
-        };
-        let Some(server) = server else {
-            return Forwarded {
-                result: Err(last_error),
-                server: last_server,
-            };
-        };
-        tried.push(Arc::as_ptr(&server) as usize);
-        let config = &service.transport.config;
-        let mut sender = match server
-            .pool
-            .checkout(&server.upstream.authority, server.h2c, config)
-            .await
-        {
-            Ok(s) => s,
+        let picked = match pick(service, key, &stuck, &tried, may_repeat) {
+            Ok(p) => p,
             Err(e) => {
-                // Nothing was sent: the request can safely go elsewhere.
-                server.record_failure();
-                tracing::warn!(service = %service.name, server = %server.url, error = %e, "connect failed, trying another server");
-                last_error = ProxyError::Connect(e);
-                last_server = Some(server);
-                continue;
-            }
-        };
-
-        let Some(body) = request_body.take() else {
-            return Forwarded {
-                result: Err(ProxyError::Internal("request body already consumed".into())),
-                server: Some(server),
-            };
-        };
-        let req =
-            match build_upstream_request(&parts, &server, service, original_host.as_ref(), body) {
-                Ok(r) => r,
-                Err(e) => {
-                    return Forwarded {
-                        result: Err(e),
-                        server: Some(server),
-                    };
-                }
-            };
-
-        let in_flight = server.start_request();
-        let sent = send(&mut sender, req, config.response_header_timeout).await;
-        let response = match sent {
-            SendOutcome::Response(r) => r,
-            SendOutcome::NotSent(req) => {
-                // The pooled connection closed under us before the request
-                // left: retry it on a fresh connection.
-                request_body = Some(req.into_body());
-                tried.pop();
-                continue;
-            }
-            SendOutcome::Failed(e) => {
-                server.record_failure();
+                let (result, server) = match last {
+                    Some((err, server)) => (Err(err), Some(server)),
+                    None => {
+                        if e == PickError::AtCapacity {
+                            tracing::warn!(service = %service.name, "every available server is at maxConnsPerServer");
+                        }
+                        (Err(ProxyError::NoServer), None)
+                    }
+                };
                 return Forwarded {
-                    result: Err(e),
-                    server: Some(server),
+                    result,
+                    server,
+                    retries,
                 };
             }
         };
+        let Picked { server, in_flight } = picked;
+        if !tried.is_empty() {
+            retries += 1;
+            service.retries.fetch_add(1, Ordering::Relaxed);
+            if let Some(p) = policy.filter(|_| may_repeat) {
+                let wait = p.backoff(policy_used, service.balancer.random_unit());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        if !tried.contains(&key_of(&server)) {
+            tried.push(key_of(&server));
+        }
+
+        let config = &service.transport.config;
+        let mut unsent = 0;
+        let outcome = loop {
+            let mut sender = match server
+                .pool
+                .checkout(&server.upstream.authority, server.h2c, config)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => break Err(ProxyError::Connect(e)),
+            };
+            let Some(b) = body.take() else {
+                break Err(ProxyError::Internal("request body already consumed".into()));
+            };
+            let req =
+                match build_upstream_request(&parts, &server, service, original_host.as_ref(), b) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Forwarded {
+                            result: Err(e),
+                            server: Some(server),
+                            retries,
+                        };
+                    }
+                };
+            let started = Instant::now();
+            match send(&mut sender, req, config.response_header_timeout).await {
+                SendOutcome::Response(r) => {
+                    observe_latency(&server, started);
+                    break Ok((r, sender));
+                }
+                SendOutcome::NotSent(req) => {
+                    body.put_back(req.into_body());
+                    unsent += 1;
+                    if unsent < MAX_UNSENT {
+                        continue;
+                    }
+                    break Err(ProxyError::Connect(ConnectError::Io {
+                        addr: server.upstream.authority.to_string(),
+                        source: std::io::Error::other(
+                            "connections keep closing before the request is sent",
+                        ),
+                    }));
+                }
+                SendOutcome::Failed(e) => {
+                    observe_latency(&server, started);
+                    break Err(e);
+                }
+            }
+        };
+
+        let (response, sender) = match outcome {
+            Ok(pair) => pair,
+            Err(ProxyError::Internal(m)) => {
+                return Forwarded {
+                    result: Err(ProxyError::Internal(m)),
+                    server: Some(server),
+                    retries,
+                };
+            }
+            Err(e) => {
+                drop(in_flight);
+                let kind = failure_kind(&e);
+                passive_failure(service, &server, kind);
+                let left = policy.map_or(0, |p| p.attempts.saturating_sub(1 + policy_used));
+                let step = next_step(kind, idempotent, body.can_send_again(), left);
+                tracing::warn!(
+                    service = %service.name, server = %server.url, error = %e,
+                    retry = ?step, "backend attempt failed"
+                );
+                match step {
+                    Next::Stop => {
+                        return Forwarded {
+                            result: Err(e),
+                            server: Some(server),
+                            retries,
+                        };
+                    }
+                    Next::OtherServer => may_repeat = false,
+                    Next::AnyServer => {
+                        may_repeat = true;
+                        policy_used += 1;
+                    }
+                }
+                last = Some((e, server));
+                continue;
+            }
+        };
+
+        let status = response.status();
+        if status.is_server_error() {
+            passive_failure(service, &server, FailureKind::ServerError);
+        } else {
+            server.passive_success();
+        }
 
         let (mut res_parts, res_body) = response.into_parts();
         let switching = res_parts.status == StatusCode::SWITCHING_PROTOCOLS;
@@ -150,7 +332,7 @@ pub async fn forward(
             let upstream_upgrade = res_parts.extensions.remove::<OnUpgrade>();
             spawn_tunnel(client_upgrade, upstream_upgrade, in_flight);
             let res = Response::from_parts(res_parts, Body::empty());
-            return finish(res, sticky.as_ref(), &server, sticky_server.as_ref());
+            return finish(res, sticky, &server, stuck.as_ref(), retries);
         }
         headers::remove_hop_by_hop(&mut res_parts.headers);
 
@@ -169,18 +351,94 @@ pub async fn forward(
             Body::Upstream(res_body, guard)
         };
         let res = Response::from_parts(res_parts, body);
-        return finish(res, sticky.as_ref(), &server, sticky_server.as_ref());
+        return finish(res, sticky, &server, stuck.as_ref(), retries);
     }
+}
+
+/// Keeps the body in memory when it is small and may need sending again.
+async fn prepare_body(body: Body, may_resend: bool) -> Result<ReqBody, ProxyError> {
+    if !may_resend {
+        return Ok(ReqBody::Stream(Some(body)));
+    }
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(ReqBody::Replayable(Bytes::new()));
+    }
+    match http_body::Body::size_hint(&body).exact() {
+        Some(n) if n <= REPLAY_LIMIT => match body.collect().await {
+            Ok(collected) => Ok(ReqBody::Replayable(collected.to_bytes())),
+            Err(e) => Err(ProxyError::BadRequest(format!(
+                "cannot read the request body: {e}"
+            ))),
+        },
+        _ => Ok(ReqBody::Stream(Some(body))),
+    }
+}
+
+/// The sticky server on the first attempt when it is available, otherwise
+/// the balancer's choice.
+fn pick(
+    service: &ServiceRuntime,
+    key: Option<&[u8]>,
+    stuck: &Option<Stuck>,
+    tried: &[usize],
+    may_repeat: bool,
+) -> Result<Picked, PickError> {
+    if tried.is_empty()
+        && let Some(stuck) = stuck
+        && stuck.server.is_available()
+    {
+        return Ok(Picked {
+            server: stuck.server.clone(),
+            in_flight: stuck.server.start_request(),
+        });
+    }
+    match service.balancer.pick(key, |s| tried.contains(&key_of(s))) {
+        Err(PickError::NoServer) if may_repeat => service.balancer.pick(key, |_| false),
+        other => other,
+    }
+}
+
+fn observe_latency(server: &ServerState, started: Instant) {
+    let elapsed = started.elapsed().as_secs_f64() * 1e6;
+    server.latency.observe(elapsed, clock::now_us());
+}
+
+fn passive_failure(service: &ServiceRuntime, server: &Arc<ServerState>, kind: FailureKind) {
+    if kind == FailureKind::Connect {
+        server.record_failure();
+    }
+    let Some(ejection) = server.passive_failure(&service.passive, kind) else {
+        return;
+    };
+    tracing::warn!(
+        service = %service.name, server = %server.url, reason = ?kind,
+        period = ?ejection.period, "server ejected after failures on live traffic"
+    );
+    health::watch_ejected(
+        server,
+        ejection,
+        EjectionProbe {
+            service: service.name.clone(),
+            policy: service.passive.clone(),
+            check: service.health_check.clone(),
+            connect_timeout: service
+                .transport
+                .config
+                .dial_timeout
+                .min(health::config::DEFAULT_TIMEOUT),
+        },
+    );
 }
 
 fn finish(
     mut res: Response<Body>,
-    sticky: Option<&sticky::Sticky>,
+    sticky: Option<&StickyCookie>,
     server: &Arc<ServerState>,
-    sticky_server: Option<&Arc<ServerState>>,
+    stuck: Option<&Stuck>,
+    retries: u32,
 ) -> Forwarded {
     if let Some(sticky) = sticky
-        && sticky_server.is_none_or(|s| !Arc::ptr_eq(s, server))
+        && stuck.is_none_or(|s| s.rewrite || !Arc::ptr_eq(&s.server, server))
         && let Some(cookie) = sticky.set_cookie(server)
     {
         res.headers_mut().append(header::SET_COOKIE, cookie);
@@ -188,6 +446,7 @@ fn finish(
     Forwarded {
         result: Ok(res),
         server: Some(server.clone()),
+        retries,
     }
 }
 
@@ -310,122 +569,5 @@ fn spawn_tunnel(
     });
 }
 
-pub mod sticky {
-    //! Sticky sessions by cookie, with Traefik's keys. The cookie value is a
-    //! hash of the server URL, so it never reveals the backend's address.
-
-    use std::sync::Arc;
-
-    use http::HeaderMap;
-    use http::header::{self, HeaderValue};
-    use sha1::{Digest, Sha1};
-
-    use crate::balance::ServerState;
-    use crate::config::dynamic::StickyCookie;
-
-    pub struct Sticky<'a> {
-        name: String,
-        config: &'a StickyCookie,
-    }
-
-    /// Traefik's default cookie name: `_` and 6 hex digits of SHA-1 of the service name.
-    pub fn default_name(service: &str) -> String {
-        let digest = Sha1::digest(service.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("_{}", &hex[..6])
-    }
-
-    /// The cookie value identifying a server.
-    pub fn server_id(url: &str) -> String {
-        let digest = Sha1::digest(format!("escale-sticky:{url}").as_bytes());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-    }
-
-    impl<'a> Sticky<'a> {
-        pub fn new(service: &str, config: &'a StickyCookie) -> Self {
-            let name = config
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| default_name(service));
-            Sticky { name, config }
-        }
-
-        /// The live server the request's cookie points to, if any.
-        pub fn find(
-            &self,
-            headers: &HeaderMap,
-            servers: &[Arc<ServerState>],
-        ) -> Option<Arc<ServerState>> {
-            let value = headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|kv| kv.trim().split_once('='))
-                .find(|(k, _)| *k == self.name)
-                .map(|(_, v)| v.to_string())?;
-            servers
-                .iter()
-                .find(|s| s.is_available() && server_id(&s.url) == value)
-                .cloned()
-        }
-
-        pub fn set_cookie(&self, server: &ServerState) -> Option<HeaderValue> {
-            let c = self.config;
-            let mut cookie = format!(
-                "{}={}; Path={}",
-                self.name,
-                server_id(&server.url),
-                c.path.as_deref().unwrap_or("/")
-            );
-            if let Some(domain) = &c.domain {
-                cookie.push_str(&format!("; Domain={domain}"));
-            }
-            if let Some(max_age) = c.max_age
-                && max_age != 0
-            {
-                cookie.push_str(&format!("; Max-Age={}", max_age.max(0)));
-            }
-            if c.http_only {
-                cookie.push_str("; HttpOnly");
-            }
-            if c.secure {
-                cookie.push_str("; Secure");
-            }
-            match c
-                .same_site
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                Some("none") => cookie.push_str("; SameSite=None"),
-                Some("lax") => cookie.push_str("; SameSite=Lax"),
-                Some("strict") => cookie.push_str("; SameSite=Strict"),
-                _ => {}
-            }
-            HeaderValue::from_str(&cookie).ok()
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn cookie_hides_address() {
-            let s = ServerState::new("http://10.0.1.5:8080", 1, None).unwrap();
-            let cfg = StickyCookie {
-                http_only: true,
-                same_site: Some("lax".into()),
-                ..StickyCookie::default()
-            };
-            let sticky = Sticky::new("web@docker", &cfg);
-            let v = sticky.set_cookie(&s).unwrap();
-            let v = v.to_str().unwrap();
-            assert!(!v.contains("10.0.1.5"), "{v}");
-            assert!(v.starts_with('_'));
-            assert!(v.contains("; HttpOnly") && v.contains("SameSite=Lax"));
-        }
-    }
-}
+/// Where the sticky-cookie code used to live; kept for callers.
+pub use crate::balance::sticky;

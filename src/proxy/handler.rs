@@ -160,6 +160,7 @@ impl Proxy {
                                     forward::forward(service, parts, Body::from(body), &client)
                                         .await;
                                 record.server = out.server;
+                                record.retries = out.retries;
                                 match out.result {
                                     Ok(res) => res,
                                     Err(e) => {

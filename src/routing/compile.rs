@@ -3,15 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use super::{
     EntrypointRoutes, HostIndex, MiddlewareView, Route, RouteTable, RouterView, ServiceRuntime,
     ServiceView, Status, Target,
 };
-use crate::balance::{ServerState, SmoothWrr};
+use crate::balance::passive::PassivePolicy;
+use crate::balance::sticky::StickyCookie;
+use crate::balance::{Balancer, ServerState, Strategy};
 use crate::config::dynamic::{
     DynamicConfig, LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service,
 };
+use crate::health::ActiveCheck;
 use crate::middleware::{self, Layer, Lookup};
 use crate::provider::{ConfigIssue, Snapshot};
 use crate::proxy::transport::{Transport, TransportConfig};
@@ -430,12 +434,49 @@ fn build_service(
             return (None, errors);
         }
     };
+    let strategy = match Strategy::parse(lb.strategy.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e);
+            return (None, errors);
+        }
+    };
+    let health_check = lb
+        .health_check
+        .as_ref()
+        .and_then(|hc| match ActiveCheck::from_config(hc) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(es) => {
+                // The service still serves, without the broken check.
+                errors.extend(es);
+                None
+            }
+        });
+    let (passive, passive_errors) = PassivePolicy::from_config(lb.passive_health_check.as_ref());
+    errors.extend(passive_errors);
+    let retries = previous
+        .and_then(|p| p.services.get(name))
+        .map(|s| s.retries())
+        .unwrap_or(0);
+    let name: Arc<str> = name.into();
     let runtime = ServiceRuntime {
-        name: name.into(),
-        balancer: SmoothWrr::new(servers),
+        balancer: Balancer::new(
+            name.clone(),
+            servers,
+            strategy,
+            lb.max_conns_per_server.map(u64::from),
+        ),
+        sticky: lb
+            .sticky
+            .as_ref()
+            .and_then(|s| s.cookie.as_ref())
+            .map(|c| StickyCookie::new(&name, c)),
+        name,
         pass_host_header: lb.pass_host_header(),
-        sticky: lb.sticky.as_ref().and_then(|s| s.cookie.clone()),
         transport,
+        health_check,
+        passive,
+        retries: AtomicU64::new(retries),
     };
     (Some(runtime), errors)
 }

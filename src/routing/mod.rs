@@ -10,11 +10,15 @@ pub mod host_index;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::balance::SmoothWrr;
-use crate::config::dynamic::{DynamicConfig, StickyCookie};
+use crate::balance::Balancer;
+use crate::balance::passive::PassivePolicy;
+use crate::balance::sticky::StickyCookie;
+use crate::config::dynamic::DynamicConfig;
+use crate::health::ActiveCheck;
 use crate::middleware::Layer;
 use crate::provider::ConfigIssue;
 use crate::proxy::transport::Transport;
@@ -48,10 +52,23 @@ pub enum Target {
 #[derive(Debug)]
 pub struct ServiceRuntime {
     pub name: Arc<str>,
-    pub balancer: SmoothWrr,
+    pub balancer: Balancer,
     pub pass_host_header: bool,
     pub sticky: Option<StickyCookie>,
     pub transport: Arc<Transport>,
+    /// The active health check, when configured and valid.
+    pub health_check: Option<Arc<ActiveCheck>>,
+    /// When live-traffic failures eject a server.
+    pub passive: PassivePolicy,
+    /// Requests sent again after a failed attempt, since the service first
+    /// appeared (carried over reloads).
+    pub retries: AtomicU64,
+}
+
+impl ServiceRuntime {
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
 }
 
 /// The routes of one entrypoint.
