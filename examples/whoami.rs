@@ -18,7 +18,9 @@
 //! - `/data?size=N`: N bytes of `abc...xyzabc...` generated on the fly, chunked;
 //! - `POST|PUT /upload`: reads the body as a stream and answers its byte count;
 //! - `/ws`: WebSocket echo (HTTP/1.1 upgrade, RFC 6455 frames);
-//! - `?wait=MS` on any path delays the answer, `?status=CODE` sets its status.
+//! - `?wait=MS` on any path delays the answer, `?status=CODE` sets its status;
+//! - `--delay-ms MS` (`WHOAMI_DELAY_MS`) delays every answer but `/health` by default, so
+//!   that backends of different speeds can be compared; `?wait=` overrides it.
 //!
 //! SIGTERM/SIGINT close the listener at once (new connections are refused), let in-flight
 //! requests finish (bounded by `--grace`), close WebSocket sessions with 1001, and exit 0.
@@ -73,6 +75,9 @@ struct Args {
     /// Seconds to wait for in-flight requests after SIGTERM before exiting anyway.
     #[arg(long, env = "WHOAMI_GRACE", default_value_t = 30)]
     grace: u64,
+    /// Milliseconds every answer but `/health` waits when the request has no `?wait=`.
+    #[arg(long, env = "WHOAMI_DELAY_MS", default_value_t = 0)]
+    delay_ms: u64,
 }
 
 /// Largest WebSocket frame payload accepted; bigger frames close the session with 1009.
@@ -85,6 +90,7 @@ struct State {
     hostname: String,
     env: BTreeMap<String, String>,
     health: AtomicU16,
+    delay: Duration,
     sessions: Arc<Sessions>,
     stop: watch::Receiver<bool>,
 }
@@ -151,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
         hostname: hostname(),
         env: env_with_prefix(args.env_prefix.as_deref()),
         health: AtomicU16::new(200),
+        delay: Duration::from_millis(args.delay_ms.min(MAX_WAIT_MS)),
         sessions: Arc::default(),
         stop: stop_rx,
     });
@@ -226,13 +233,16 @@ async fn handle(
     conn: Conn,
     state: Arc<State>,
 ) -> Result<Response<Out>, Infallible> {
+    let query = Query::parse(req.uri().query());
+    if !state.delay.is_zero() && query.get("wait").is_none() && req.uri().path() != "/health" {
+        tokio::time::sleep(state.delay).await;
+    }
     if req.uri().path() == "/bench" && req.uri().query().is_none() {
         return Ok(Response::new(Either::Left(Full::new(Bytes::from_static(
             b"1",
         )))));
     }
 
-    let query = Query::parse(req.uri().query());
     if let Some(wait) = query.get("wait") {
         match wait.parse::<u64>() {
             Ok(ms) => tokio::time::sleep(Duration::from_millis(ms.min(MAX_WAIT_MS))).await,
