@@ -206,6 +206,15 @@ mod tests {
     }
 
     #[test]
+    fn same_cookie_as_traefik_3_7() {
+        // `Set-Cookie: _b2112=10d8eb39449320b2; Path=/`, answered by Traefik
+        // 3.7.9 for service `svc@file` with server `http://127.0.0.1:1`.
+        let sticky = StickyCookie::new("svc@file", &dynamic::StickyCookie::default());
+        let v = sticky.set_cookie(&server("http://127.0.0.1:1")).unwrap();
+        assert_eq!(v, "_b2112=10d8eb39449320b2; Path=/");
+    }
+
+    #[test]
     fn names_and_values_match_traefik() {
         // Go: fmt.Sprintf("_%x", sha1.Sum([]byte("_TRAEFIK_BACKEND_"+name)))[:6]
         let name = default_name("whoami@docker");

@@ -193,3 +193,121 @@ pub fn watch_ejected(server: &Arc<ServerState>, ejection: Ejection, probe: Eject
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::dynamic::DynamicConfig;
+    use crate::provider::Snapshot;
+    use crate::proxy::transport::TransportConfig;
+    use crate::routing::{CompileInput, compile};
+    use std::time::Instant;
+
+    fn yaml(check: bool, servers: &[&str]) -> String {
+        let mut s = String::from("http:\n  services:\n    svc:\n      loadBalancer:\n");
+        if check {
+            s.push_str("        healthCheck:\n          path: /health\n          interval: 50ms\n          timeout: 100ms\n");
+        }
+        s.push_str("        servers:\n");
+        for u in servers {
+            s.push_str(&format!("          - url: \"{u}\"\n"));
+        }
+        s
+    }
+
+    fn table(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {
+        let config: DynamicConfig = serde_yaml::from_str(yaml).unwrap();
+        let snaps = vec![(
+            "file".to_string(),
+            Arc::new(Snapshot {
+                config,
+                issues: vec![],
+            }),
+        )];
+        let eps = vec!["web".to_string()];
+        compile(CompileInput {
+            snapshots: &snaps,
+            entrypoints: &eps,
+            default_entrypoints: &eps,
+            default_transport: TransportConfig::default(),
+            previous,
+            generation: 1,
+        })
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn supervisor_follows_reloads_and_keeps_state() {
+        let (a, b) = ("http://127.0.0.1:1", "http://127.0.0.1:2");
+        let mut sup = Supervisor::new();
+        let t1 = table(&yaml(true, &[a, b]), None);
+        sup.sync(&t1);
+        assert_eq!(sup.len(), 2);
+        let s = t1.services["svc@file"].balancer.servers()[0].clone();
+        until("refused server goes down", || !s.is_healthy()).await;
+        assert_eq!(s.health().as_str(), "DOWN");
+
+        // Same settings: same server state, same task, still down.
+        let t2 = table(&yaml(true, &[a, b]), Some(&t1));
+        sup.sync(&t2);
+        assert_eq!(sup.len(), 2);
+        assert!(Arc::ptr_eq(
+            &t2.services["svc@file"].balancer.servers()[0],
+            &s
+        ));
+        assert!(!s.is_healthy());
+
+        // A removed server loses its check.
+        let t3 = table(&yaml(true, &[a]), Some(&t2));
+        sup.sync(&t3);
+        assert_eq!(sup.len(), 1);
+
+        // No check any more: nobody judges the server, it is up.
+        let t4 = table(&yaml(false, &[a]), Some(&t3));
+        sup.sync(&t4);
+        assert!(sup.is_empty());
+        assert!(s.is_healthy());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(s.is_healthy(), "the old task is stopped");
+    }
+
+    #[tokio::test]
+    async fn ejected_server_returns_after_a_successful_probe() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let s = Arc::new(ServerState::new(&format!("http://127.0.0.1:{port}"), 1, None).unwrap());
+        let policy = PassivePolicy {
+            failure_window: Duration::from_millis(30),
+            max_ejection: Duration::from_millis(60),
+            ..PassivePolicy::default()
+        };
+        let ejection = s
+            .passive_failure(&policy, crate::balance::passive::FailureKind::Connect)
+            .unwrap();
+        let probe = || EjectionProbe {
+            service: "svc@file".into(),
+            policy: policy.clone(),
+            check: None,
+            connect_timeout: Duration::from_millis(200),
+        };
+        watch_ejected(&s, ejection, probe());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(s.is_ejected(), "probes fail while nothing listens");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        until("re-admitted", || !s.is_ejected()).await;
+        assert!(s.is_available());
+        drop(listener);
+    }
+}

@@ -571,3 +571,49 @@ fn spawn_tunnel(
 
 /// Where the sticky-cookie code used to live; kept for callers.
 pub use crate::balance::sticky;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rules() {
+        use FailureKind::*;
+        // Nothing was sent: any method goes elsewhere.
+        assert_eq!(next_step(Connect, false, false, 0), Next::OtherServer);
+        assert_eq!(next_step(Connect, false, false, 2), Next::AnyServer);
+        // Reset before headers: only idempotent requests that can be resent.
+        assert_eq!(next_step(Reset, true, true, 0), Next::OtherServer);
+        assert_eq!(next_step(Reset, true, true, 1), Next::AnyServer);
+        assert_eq!(next_step(Reset, false, true, 3), Next::Stop);
+        assert_eq!(next_step(Reset, true, false, 3), Next::Stop);
+        // Timeouts only with the retry middleware.
+        assert_eq!(next_step(Timeout, true, true, 0), Next::Stop);
+        assert_eq!(next_step(Timeout, true, true, 1), Next::AnyServer);
+        assert_eq!(next_step(ServerError, true, true, 3), Next::Stop);
+        assert!(is_idempotent(&Method::PUT) && is_idempotent(&Method::TRACE));
+        assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
+    }
+
+    #[tokio::test]
+    async fn small_known_bodies_are_kept_for_resending() {
+        let small = prepare_body(Body::full("hello"), true).await.unwrap();
+        assert!(matches!(&small, ReqBody::Replayable(b) if b.as_ref() == b"hello"));
+        let mut small = small;
+        assert!(small.take().is_some() && small.take().is_some() && small.can_send_again());
+
+        let big = Body::full(vec![b'x'; REPLAY_LIMIT as usize + 1]);
+        let mut big = prepare_body(big, true).await.unwrap();
+        assert!(matches!(big, ReqBody::Stream(Some(_))));
+        assert!(big.take().is_some());
+        assert!(
+            big.take().is_none() && !big.can_send_again(),
+            "streamed once only"
+        );
+
+        let post = prepare_body(Body::full("x"), false).await.unwrap();
+        assert!(matches!(post, ReqBody::Stream(Some(_))));
+        let empty = prepare_body(Body::empty(), true).await.unwrap();
+        assert!(matches!(empty, ReqBody::Replayable(b) if b.is_empty()));
+    }
+}
