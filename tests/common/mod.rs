@@ -150,7 +150,7 @@ impl Whoami {
 
     pub fn start_on(name: &str, port: u16) -> Whoami {
         let exe = whoami_bin();
-        let mut child = Command::new(&exe)
+        let mut child = Command::new(exe)
             .args([
                 "--port",
                 &port.to_string(),
