@@ -11,14 +11,16 @@ use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::static_config::StaticConfig;
-use crate::provider::{Hub, ProviderStatus, file};
+use crate::config::dynamic::{DynamicConfig, Middleware, RedirectScheme, Router};
+use crate::config::static_config::{RedirectTarget, StaticConfig};
+use crate::provider::{Hub, ProviderStatus, Snapshot, file};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
 use crate::proxy::observe::{Observer, Observers};
 use crate::proxy::server::{self, ServerTimeouts};
 use crate::proxy::transport::TransportConfig;
 use crate::routing::{self, CompileInput, RouteTable};
+use crate::tls::{self, CertStore};
 
 /// One listening entrypoint.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct EntrypointSpec {
     pub accept_grace: Duration,
     /// Whether routers with no `entryPoints` attach here.
     pub as_default: bool,
+    /// `http.tls`: every router on this entrypoint is a TLS router.
+    pub tls: bool,
 }
 
 /// Everything needed to run, already validated.
@@ -40,6 +44,8 @@ pub struct AppConfig {
     pub entrypoints: Vec<EntrypointSpec>,
     pub file: Option<(file::FileSource, bool)>,
     pub transport: TransportConfig,
+    /// Routers escale itself defines (`@internal`): entrypoint redirections.
+    pub internal: DynamicConfig,
 }
 
 impl AppConfig {
@@ -71,6 +77,7 @@ impl AppConfig {
                 },
                 accept_grace: ep.life_cycle.request_accept_grace,
                 as_default: defaults.contains(name),
+                tls: ep.tls.is_some(),
             })
             .collect();
         let file = config
@@ -92,8 +99,55 @@ impl AppConfig {
             entrypoints,
             file,
             transport,
+            internal: redirections(config),
         }
     }
+}
+
+/// Traefik's entrypoint redirections (`http.redirections.entryPoint`): a
+/// catch-all router on the source entrypoint with a redirectScheme middleware,
+/// named as Traefik names them (`web-to-websecure@internal`).
+fn redirections(config: &StaticConfig) -> DynamicConfig {
+    let mut dc = DynamicConfig::default();
+    for (name, ep) in &config.entry_points {
+        let Some(r) = &ep.redirect else { continue };
+        let (target, port) = match &r.to {
+            RedirectTarget::EntryPoint(t) => (
+                t.clone(),
+                config
+                    .entry_points
+                    .get(t)
+                    .map(|e| e.address.port())
+                    .unwrap_or(443),
+            ),
+            RedirectTarget::Port(p) => (format!("port-{p}"), *p),
+        };
+        let router = format!("{name}-to-{target}");
+        let middleware = format!("redirect-{router}");
+        dc.http.middlewares.insert(
+            middleware.clone(),
+            Middleware {
+                redirect_scheme: Some(RedirectScheme {
+                    scheme: r.scheme.clone(),
+                    port: Some(port.to_string()),
+                    permanent: r.permanent,
+                }),
+                ..Middleware::default()
+            },
+        );
+        dc.http.routers.insert(
+            router,
+            Router {
+                entry_points: vec![name.clone()],
+                middlewares: vec![middleware],
+                service: "noop@internal".to_string(),
+                rule: "HostRegexp(`^.+$`)".to_string(),
+                priority: Some(r.priority),
+                ..Router::default()
+            },
+        );
+    }
+    dc
 }
 
 /// Handles to a running proxy, for `main` and for in-process tests.
@@ -112,6 +166,8 @@ pub struct Running {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Tls(tls::TlsError),
     #[error("cannot listen on {address} for entrypoint {name}: {source}")]
     Bind {
         name: String,
@@ -139,7 +195,20 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         let handle = hub.register(file::PROVIDER);
         background.push(tokio::spawn(file::run(source, watch, handle)));
     }
+    if !config.internal.http.is_empty() {
+        // Published once: these never change while running.
+        hub.register("internal").publish(Snapshot {
+            config: config.internal.clone(),
+            issues: Vec::new(),
+        });
+    }
     let providers = hub.statuses();
+
+    let default_cert = tls::generate_default().map_err(StartError::Tls)?;
+    let certs = Arc::new(ArcSwap::from_pointee(
+        CertStore::build(None, default_cert.clone()).0,
+    ));
+    let tls_config = tls::server_config(certs.clone()).map_err(StartError::Tls)?;
 
     let entrypoint_names: Vec<String> = config.entrypoints.iter().map(|e| e.name.clone()).collect();
     let default_entrypoints: Vec<String> = config
@@ -148,12 +217,22 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         .filter(|e| e.as_default)
         .map(|e| e.name.clone())
         .collect();
+    let tls_entrypoints: Vec<String> = config
+        .entrypoints
+        .iter()
+        .filter(|e| e.tls)
+        .map(|e| e.name.clone())
+        .collect();
     background.push(tokio::spawn(pipeline(
         hub,
         table.clone(),
-        entrypoint_names,
-        default_entrypoints,
+        Entrypoints {
+            all: entrypoint_names,
+            default: default_entrypoints,
+            tls: tls_entrypoints,
+        },
         config.transport.clone(),
+        (certs, default_cert),
     )));
 
     let internal = ext.internal.unwrap_or_else(|| {
@@ -187,16 +266,16 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         let info = EntrypointInfo {
             name: spec.name.as_str().into(),
             forwarded: spec.forwarded.clone(),
-            scheme: "http",
-            // Traefik reports the scheme's port when the Host names none.
-            default_port: 80,
         };
         tracing::info!(entrypoint = %spec.name, address = %local, "listening");
+        // Every entrypoint can terminate TLS: a connection that starts with
+        // a handshake reaches the TLS routers, as in Traefik.
         servers.push(tokio::spawn(server::serve(
             listener,
             info,
             spec.timeouts.clone(),
             proxy.clone(),
+            Some(tls_config.clone()),
             shutdown_rx.clone(),
         )));
     }
@@ -245,26 +324,48 @@ impl Running {
     }
 }
 
+/// The entrypoint names the compiler needs.
+struct Entrypoints {
+    all: Vec<String>,
+    default: Vec<String>,
+    tls: Vec<String>,
+}
+
 async fn pipeline(
     mut hub: Hub,
     table: Arc<ArcSwap<RouteTable>>,
-    entrypoints: Vec<String>,
-    default_entrypoints: Vec<String>,
+    entrypoints: Entrypoints,
     transport: TransportConfig,
+    (certs, default_cert): (Arc<ArcSwap<CertStore>>, Arc<rustls::sign::CertifiedKey>),
 ) {
     let mut generation = 0u64;
     loop {
         let snapshots = hub.current();
         generation += 1;
         let previous = table.load_full();
-        let compiled = routing::compile(CompileInput {
+        let mut compiled = routing::compile(CompileInput {
             snapshots: &snapshots,
-            entrypoints: &entrypoints,
-            default_entrypoints: &default_entrypoints,
+            entrypoints: &entrypoints.all,
+            default_entrypoints: &entrypoints.default,
+            tls_entrypoints: &entrypoints.tls,
             default_transport: transport.clone(),
             previous: Some(&previous),
             generation,
         });
+        if compiled.model.tls != previous.model.tls || generation == 1 {
+            let (store, issues) =
+                CertStore::build(compiled.model.tls.as_ref(), default_cert.clone());
+            compiled.issues.extend(issues);
+            certs.store(Arc::new(store));
+        } else {
+            compiled.issues.extend(
+                previous
+                    .issues
+                    .iter()
+                    .filter(|i| i.source.starts_with("tls "))
+                    .cloned(),
+            );
+        }
         for issue in &compiled.issues {
             if previous.issues.contains(issue) {
                 continue;

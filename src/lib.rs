@@ -22,3 +22,4 @@ pub mod proxy;
 pub mod routing;
 pub mod rules;
 pub mod telemetry;
+pub mod tls;

@@ -15,9 +15,9 @@ use super::legacy::Legacy;
 use super::raw::{self, RawStatic};
 use super::{
     AccessLog, AccessLogFields, AccessLogFormat, Api, DockerProvider, EntryPoint,
-    EntryPointRedirect, FieldMode, FileProvider, FileSource, Finding, ForwardedHeaders, Generation,
-    INTERNAL_ENTRY_POINT, LifeCycle, Log, LogFormat, LogLevel, Ping, Prometheus, Providers,
-    RedirectTarget, RespondingTimeouts, ServersTransport, StaticConfig,
+    EntryPointRedirect, EntryPointTls, FieldMode, FileProvider, FileSource, Finding,
+    ForwardedHeaders, Generation, INTERNAL_ENTRY_POINT, LifeCycle, Log, LogFormat, LogLevel, Ping,
+    Prometheus, Providers, RedirectTarget, RespondingTimeouts, ServersTransport, StaticConfig,
 };
 
 const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -272,12 +272,12 @@ impl Checker {
             grace: dur(lc.grace_time_out, Duration::from_secs(10)),
         };
 
+        let http = raw.http.unwrap_or_default();
+        let tls = http.tls.map(|t| EntryPointTls {
+            options: non_empty(t.options),
+        });
         let mut redirect = None;
-        if let Some(r) = raw
-            .http
-            .and_then(|h| h.redirections)
-            .and_then(|r| r.entry_point)
-        {
+        if let Some(r) = http.redirections.and_then(|r| r.entry_point) {
             let to_key = at(&["http", "redirections", "entryPoint", "to"]);
             let to = match non_empty(r.to) {
                 None => {
@@ -329,6 +329,7 @@ impl Checker {
             timeouts,
             life_cycle,
             redirect,
+            tls,
         })
     }
 
