@@ -4,13 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
 use crate::provider::{Hub, ProviderStatus, file};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
@@ -39,6 +40,8 @@ pub struct AppConfig {
     pub entrypoints: Vec<EntrypointSpec>,
     pub file: Option<(file::FileSource, bool)>,
     pub transport: TransportConfig,
+    /// API, dashboard, ping and metrics (`…@internal` services).
+    pub admin: AdminConfig,
 }
 
 /// Handles to a running proxy, for `main` and for in-process tests.
@@ -47,6 +50,7 @@ pub struct Running {
     pub draining: Arc<AtomicBool>,
     pub addresses: Vec<(String, SocketAddr)>,
     pub providers: Vec<Arc<ProviderStatus>>,
+    pub admin: Option<Arc<Admin>>,
     shutdown: watch::Sender<bool>,
     /// Entrypoint servers: they end once drained.
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -71,9 +75,37 @@ pub enum StartError {
 pub struct Extensions {
     pub internal: Option<Arc<dyn InternalServices>>,
     pub observers: Vec<Arc<dyn Observer>>,
+    pub table_hooks: Vec<Arc<dyn TableHook>>,
 }
 
-pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartError> {
+/// Told about every route table the pipeline publishes (off the request path).
+pub trait TableHook: Send + Sync {
+    fn published(&self, table: &Arc<RouteTable>, compile_time: Duration);
+}
+
+impl TableHook for Admin {
+    fn published(&self, table: &Arc<RouteTable>, compile_time: Duration) {
+        Admin::published(self, table, compile_time);
+    }
+}
+
+pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running, StartError> {
+    // Traefik creates the `traefik` entrypoint for its internal services.
+    if config.admin.needs_internal_entrypoint()
+        && !config
+            .entrypoints
+            .iter()
+            .any(|e| e.name == admin::INTERNAL_ENTRYPOINT)
+    {
+        config.entrypoints.push(EntrypointSpec {
+            name: admin::INTERNAL_ENTRYPOINT.to_string(),
+            address: config.admin.implicit_entrypoint_address(),
+            forwarded: ForwardedPolicy::default(),
+            timeouts: ServerTimeouts::default(),
+            accept_grace: Duration::ZERO,
+            as_default: false,
+        });
+    }
     let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
     let draining = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -83,6 +115,15 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
     if let Some((source, watch)) = config.file.clone() {
         let handle = hub.register(file::PROVIDER);
         background.push(tokio::spawn(file::run(source, watch, handle)));
+    }
+    if config.admin.is_enabled() {
+        let handle = hub.register(admin::INTERNAL_PROVIDER);
+        let snapshot = config.admin.internal_snapshot();
+        // The hub stops when a provider goes away: keep this one forever.
+        background.push(tokio::spawn(async move {
+            handle.publish(snapshot);
+            std::future::pending::<()>().await;
+        }));
     }
     let providers = hub.statuses();
 
@@ -94,7 +135,41 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         .map(|e| e.name.clone())
         .collect();
     if default_entrypoints.is_empty() {
-        default_entrypoints = entrypoint_names.clone();
+        // As Traefik: routers without entryPoints never land on `traefik`.
+        default_entrypoints = entrypoint_names
+            .iter()
+            .filter(|n| *n != admin::INTERNAL_ENTRYPOINT)
+            .cloned()
+            .collect();
+    }
+    let admin = config.admin.is_enabled().then(|| {
+        Admin::new(
+            config.admin.clone(),
+            AdminContext {
+                table: table.clone(),
+                draining: draining.clone(),
+                providers: providers.clone(),
+                entrypoints: config
+                    .entrypoints
+                    .iter()
+                    .map(|e| admin::EntrypointInfo {
+                        name: e.name.clone(),
+                        address: e.address,
+                        timeouts: e.timeouts.clone(),
+                        forwarded_insecure: e.forwarded.insecure,
+                        trusted_ips: e.forwarded.trusted.iter().map(|n| n.to_string()).collect(),
+                        as_default: e.as_default,
+                    })
+                    .collect(),
+            },
+        )
+    });
+    if let Some(admin) = &admin {
+        ext.observers.push(Arc::new(AdminObserver(admin.clone())));
+        ext.table_hooks.push(admin.clone());
+        if ext.internal.is_none() {
+            ext.internal = Some(Arc::new(admin.clone()));
+        }
     }
     background.push(tokio::spawn(pipeline(
         hub,
@@ -102,6 +177,7 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         entrypoint_names,
         default_entrypoints,
         config.transport.clone(),
+        ext.table_hooks,
     )));
 
     let internal = ext.internal.unwrap_or_else(|| {
@@ -154,6 +230,7 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         draining,
         addresses,
         providers,
+        admin,
         shutdown: shutdown_tx,
         servers,
         background,
@@ -199,12 +276,14 @@ async fn pipeline(
     entrypoints: Vec<String>,
     default_entrypoints: Vec<String>,
     transport: TransportConfig,
+    hooks: Vec<Arc<dyn TableHook>>,
 ) {
     let mut generation = 0u64;
     loop {
         let snapshots = hub.current();
         generation += 1;
         let previous = table.load_full();
+        let compile_started = Instant::now();
         let compiled = routing::compile(CompileInput {
             snapshots: &snapshots,
             entrypoints: &entrypoints,
@@ -228,7 +307,12 @@ async fn pipeline(
             services = compiled.services.len(),
             "configuration applied"
         );
-        table.store(Arc::new(compiled));
+        let compiled = Arc::new(compiled);
+        table.store(compiled.clone());
+        let compile_time = compile_started.elapsed();
+        for hook in &hooks {
+            hook.published(&compiled, compile_time);
+        }
         if !hub.changed().await {
             // No provider left (or none configured): the table is final.
             std::future::pending::<()>().await;

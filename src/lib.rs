@@ -8,7 +8,9 @@
 //! - [`routing`]: compiles the model into an immutable, host-indexed `RouteTable`.
 //! - [`balance`]: load balancers and per-server state.
 //! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification.
+//! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
 
+pub mod admin;
 pub mod app;
 pub mod balance;
 pub mod config;
