@@ -247,6 +247,10 @@ fn router(table: &RouteTable, view: &RouterView, named: bool) -> Value {
         Some(model) => object(model),
         None => object(json!({ "rule": view.rule, "service": view.service })),
     };
+    // Traefik fills in the default entrypoints of routers that name none.
+    if !obj.contains_key("entryPoints") && !view.entry_points.is_empty() {
+        obj.insert("entryPoints".into(), json!(view.entry_points));
+    }
     put_errors(&mut obj, &view.error, view.status);
     if !view.entry_points.is_empty() {
         obj.insert("using".into(), json!(view.entry_points));

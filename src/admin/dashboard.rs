@@ -12,7 +12,7 @@ const STYLE: &str = include_str!("dashboard/style.css");
 const ICON: &str = include_str!("dashboard/icon.svg");
 
 /// Nothing but our own origin: no CDN, no inline script.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 fn asset(path: &str) -> Option<(&'static str, &'static str)> {
     Some(match path {
