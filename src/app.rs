@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
+use crate::config::static_config::StaticConfig;
 use crate::provider::{Hub, ProviderStatus, file};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
@@ -42,6 +43,77 @@ pub struct AppConfig {
     pub transport: TransportConfig,
     /// API, dashboard, ping and metrics (`…@internal` services).
     pub admin: AdminConfig,
+}
+
+impl AppConfig {
+    /// Translates the validated static configuration.
+    pub fn from_static(config: &StaticConfig) -> AppConfig {
+        let defaults = config.default_entry_points();
+        let entrypoints = config
+            .entry_points
+            .iter()
+            .map(|(name, ep)| EntrypointSpec {
+                name: name.clone(),
+                address: ep.address,
+                forwarded: ForwardedPolicy {
+                    insecure: ep.forwarded_headers.insecure,
+                    trusted: ep.forwarded_headers.trusted_ips.clone(),
+                },
+                timeouts: ServerTimeouts {
+                    header_read: ep.timeouts.read_header.or(ep.timeouts.read),
+                    idle: ep.timeouts.idle.unwrap_or(Duration::from_secs(180)),
+                    grace: ep.life_cycle.grace,
+                },
+                accept_grace: ep.life_cycle.request_accept_grace,
+                as_default: defaults.contains(name),
+            })
+            .collect();
+        let file = config
+            .providers
+            .file
+            .as_ref()
+            .map(|f| (f.source.clone(), f.watch));
+        let st = &config.servers_transport;
+        let mut transport = TransportConfig::default();
+        if let Some(d) = st.dial_timeout {
+            transport.dial_timeout = d;
+        }
+        transport.response_header_timeout = st.response_header_timeout;
+        if let Some(d) = st.idle_conn_timeout {
+            transport.idle_conn_timeout = d;
+        }
+        transport.max_idle_conns_per_host = st.max_idle_conns_per_host;
+        AppConfig {
+            entrypoints,
+            file,
+            transport,
+            admin: admin_config(config),
+        }
+    }
+}
+
+/// The admin side's settings from the static configuration.
+fn admin_config(config: &StaticConfig) -> AdminConfig {
+    AdminConfig {
+        api: config.api.as_ref().map(|a| admin::ApiConfig {
+            insecure: a.insecure,
+            dashboard: a.dashboard,
+        }),
+        ping: config.ping.as_ref().map(|p| admin::PingConfig {
+            entry_point: p.entry_point.clone(),
+            manual_routing: p.manual_routing,
+            terminating_status_code: p.terminating_status_code,
+        }),
+        prometheus: config.metrics.as_ref().map(|m| admin::PrometheusConfig {
+            entry_point: m.entry_point.clone(),
+            manual_routing: m.manual_routing,
+            add_entry_points_labels: m.add_entry_points_labels,
+            add_routers_labels: m.add_routers_labels,
+            add_services_labels: m.add_services_labels,
+            buckets: m.buckets.clone(),
+        }),
+        access_log: config.access_log.is_some(),
+    }
 }
 
 /// Handles to a running proxy, for `main` and for in-process tests.
@@ -128,20 +200,12 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
     let providers = hub.statuses();
 
     let entrypoint_names: Vec<String> = config.entrypoints.iter().map(|e| e.name.clone()).collect();
-    let mut default_entrypoints: Vec<String> = config
+    let default_entrypoints: Vec<String> = config
         .entrypoints
         .iter()
         .filter(|e| e.as_default)
         .map(|e| e.name.clone())
         .collect();
-    if default_entrypoints.is_empty() {
-        // As Traefik: routers without entryPoints never land on `traefik`.
-        default_entrypoints = entrypoint_names
-            .iter()
-            .filter(|n| *n != admin::INTERNAL_ENTRYPOINT)
-            .cloned()
-            .collect();
-    }
     let admin = config.admin.is_enabled().then(|| {
         Admin::new(
             config.admin.clone(),

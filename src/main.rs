@@ -1,148 +1,154 @@
-//! The `escale` command line (TEMPORARY minimal flag parsing).
+//! The `escale` command line. With no subcommand it runs the proxy, as
+//! `traefik` does; flags, configuration file and environment variables use
+//! Traefik's static configuration keys.
 
-use std::time::Duration;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-use escale::admin::{self, ApiConfig, PingConfig, PrometheusConfig};
-use escale::app::{self, AppConfig, EntrypointSpec, Extensions};
-use escale::provider::file::FileSource;
-use escale::proxy::server::ServerTimeouts;
+use escale::app::{self, AppConfig, Extensions};
+use escale::config::static_config::{self, Loaded, SearchPaths};
+use escale::proxy::access_log::AccessLog;
+use escale::telemetry;
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ESCALE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let mut config = AppConfig::default();
-    let mut watch = false;
-    let mut source = None;
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let healthcheck = args.first().is_some_and(|a| a == "healthcheck");
-    if healthcheck {
-        args.remove(0);
+const HELP: &str = "\
+escale: an edge reverse proxy for Docker Swarm, a drop-in for Traefik
+
+Usage:
+  escale [--key=value ...]        run the proxy
+  escale check [--key=value ...]  validate the configuration; exit 1 on any error
+  escale healthcheck [--key=...]  probe /ping on the ping entrypoint (for HEALTHCHECK)
+  escale version                  print the version
+
+Configuration uses Traefik v3 static keys, from flags (--entrypoints.web.address=:80),
+a file (--configFile=traefik.yml, or traefik.toml/yml in /etc/traefik, $XDG_CONFIG_HOME,
+$HOME/.config, .) or environment variables (TRAEFIK_... or ESCALE_...).
+See README.md for the supported keys.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = match args.first().map(String::as_str) {
+        Some(c @ ("version" | "healthcheck" | "check" | "help")) => (c, &args[1..]),
+        Some("--version") => ("version", &args[1..]),
+        Some("--help" | "-h") => ("help", &args[1..]),
+        _ => ("run", &args[..]),
+    };
+    match command {
+        "version" => {
+            println!("escale {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        "help" => {
+            println!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        "healthcheck" => healthcheck(rest),
+        "check" => check(rest),
+        _ => run(rest),
     }
-    let on = |v: &str| v == "true";
-    for arg in args {
-        let (k, v) = arg
-            .trim_start_matches("--")
-            .split_once('=')
-            .unwrap_or((&arg, "true"));
-        let k = k.trim_start_matches("--").to_ascii_lowercase();
-        if let Some(name) = k
-            .strip_prefix("entrypoints.")
-            .and_then(|r| r.strip_suffix(".address"))
-        {
-            let addr = if v.starts_with(':') {
-                format!("0.0.0.0{v}")
-            } else {
-                v.to_string()
-            };
-            config.entrypoints.push(EntrypointSpec {
-                name: name.to_string(),
-                address: addr.parse()?,
-                forwarded: Default::default(),
-                timeouts: ServerTimeouts::default(),
-                accept_grace: Duration::ZERO,
-                as_default: false,
-            });
-        } else if k == "providers.file.filename" {
-            source = Some(FileSource::File(v.into()));
-        } else if k == "providers.file.directory" {
-            source = Some(FileSource::Directory(v.into()));
-        } else if k == "providers.file.watch" {
-            watch = v == "true";
-        } else if k == "api" {
-            config.admin.api = on(v).then(ApiConfig::default);
-        } else if let Some(opt) = k.strip_prefix("api.") {
-            let api = config.admin.api.get_or_insert_with(ApiConfig::default);
-            match opt {
-                "insecure" => api.insecure = on(v),
-                "dashboard" => api.dashboard = on(v),
-                _ => anyhow::bail!("unknown flag {arg}"),
+}
+
+/// Loads the static configuration, printing every problem on failure.
+fn load_static(args: &[String]) -> Option<Loaded> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    match static_config::load(args, &env, &SearchPaths::standard(&cwd, &env)) {
+        Ok(loaded) => Some(loaded),
+        Err(problems) => {
+            eprintln!(
+                "escale: the static configuration has {} error(s):",
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("  {p}");
             }
-        } else if k == "ping" {
-            config.admin.ping = on(v).then(PingConfig::default);
-        } else if let Some(opt) = k.strip_prefix("ping.") {
-            let ping = config.admin.ping.get_or_insert_with(PingConfig::default);
-            match opt {
-                "entrypoint" => ping.entry_point = v.to_string(),
-                "manualrouting" => ping.manual_routing = on(v),
-                "terminatingstatuscode" => ping.terminating_status_code = v.parse()?,
-                _ => anyhow::bail!("unknown flag {arg}"),
-            }
-        } else if k == "metrics.prometheus" {
-            config.admin.prometheus = on(v).then(PrometheusConfig::default);
-        } else if let Some(opt) = k.strip_prefix("metrics.prometheus.") {
-            let p = config
-                .admin
-                .prometheus
-                .get_or_insert_with(PrometheusConfig::default);
-            match opt {
-                "entrypoint" => p.entry_point = v.to_string(),
-                "manualrouting" => p.manual_routing = on(v),
-                "addentrypointslabels" => p.add_entry_points_labels = on(v),
-                "addrouterslabels" => p.add_routers_labels = on(v),
-                "addserviceslabels" => p.add_services_labels = on(v),
-                "buckets" => {
-                    p.buckets = v
-                        .split(',')
-                        .map(|b| b.trim().parse::<f64>())
-                        .collect::<Result<_, _>>()?
-                }
-                _ => anyhow::bail!("unknown flag {arg}"),
-            }
-        } else if k == "accesslog" {
-            config.admin.access_log = on(v);
-        } else {
-            anyhow::bail!("unknown flag {arg}");
+            None
         }
     }
-    config.file = source.map(|s| (s, watch));
-    if healthcheck {
-        return run_healthcheck(&config);
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let Some(loaded) = load_static(args) else {
+        return ExitCode::FAILURE;
+    };
+    let _log_guard = match telemetry::init(&loaded.config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("escale: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
     }
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let running = app::start(config, Extensions::default()).await?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), source = ?loaded.source, "starting escale");
+
+    let config = AppConfig::from_static(&loaded.config);
+    let mut ext = Extensions::default();
+    if let Some(al) = &loaded.config.access_log {
+        ext.observers
+            .push(Arc::new(AccessLog::new(telemetry::access_format(
+                al.format,
+            ))));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("escale: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match app::start(config, ext).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
         app::termination_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("signal received: draining");
         running.shutdown().await;
-        Ok(())
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
     })
 }
 
-/// `escale healthcheck`: probe `/ping` on the ping entrypoint; exit 0 when
-/// healthy, 1 otherwise (as `traefik healthcheck`).
-fn run_healthcheck(config: &AppConfig) -> anyhow::Result<()> {
-    let Some(ping) = &config.admin.ping else {
-        eprintln!("please enable `ping` to use health check");
-        std::process::exit(1);
+fn check(args: &[String]) -> ExitCode {
+    let Some(loaded) = load_static(args) else {
+        return ExitCode::FAILURE;
     };
-    let address = config
-        .entrypoints
-        .iter()
-        .find(|e| e.name == ping.entry_point)
-        .map(|e| e.address)
-        .or_else(|| {
-            (ping.entry_point == admin::INTERNAL_ENTRYPOINT)
-                .then(|| config.admin.implicit_entrypoint_address())
-        });
-    let Some(address) = address else {
-        eprintln!("ping: missing entry point {}", ping.entry_point);
-        std::process::exit(1);
+    let mut errors = 0;
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    let report = escale::check::check_dynamic(&loaded.config);
+    for issue in &report {
+        println!("{issue}");
+        if issue.severity == escale::provider::Severity::Error {
+            errors += 1;
+        }
+    }
+    if errors > 0 {
+        println!("{errors} error(s)");
+        ExitCode::FAILURE
+    } else {
+        println!("configuration OK");
+        ExitCode::SUCCESS
+    }
+}
+
+fn healthcheck(args: &[String]) -> ExitCode {
+    let Some(loaded) = load_static(args) else {
+        return ExitCode::FAILURE;
     };
-    match admin::healthcheck::probe(address, Duration::from_secs(5)) {
+    match escale::check::probe_ping(&loaded.config) {
         Ok(()) => {
-            println!(
-                "OK: http://{}/ping",
-                admin::healthcheck::probe_address(address)
-            );
-            Ok(())
+            println!("OK: /ping answered 200");
+            ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
+            eprintln!("healthcheck failed: {e}");
+            ExitCode::FAILURE
         }
     }
 }

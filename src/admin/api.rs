@@ -573,7 +573,7 @@ fn entrypoint(e: &EntrypointInfo) -> Value {
         "transport": {
             "lifeCycle": { "graceTimeOut": go_duration(e.timeouts.grace) },
             "respondingTimeouts": {
-                "readTimeout": go_duration(e.timeouts.header_read),
+                "readTimeout": e.timeouts.header_read.map_or_else(|| "0s".to_string(), go_duration),
                 "idleTimeout": go_duration(e.timeouts.idle),
             },
         },

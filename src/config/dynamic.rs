@@ -53,7 +53,7 @@ pub enum RuleSyntax {
     /// Traefik v1 `Matcher:a,b;Matcher2:c`, as v1 labels write it. Its
     /// modifiers (PathPrefixStrip, AddPrefix, ...) become implicit middlewares.
     V1,
-    /// Traefik v2 expressions; escale parses them with the v3 grammar.
+    /// Traefik v2 expressions: multi-value matchers and gorilla/mux templates.
     V2,
     #[default]
     V3,
@@ -141,6 +141,13 @@ pub struct Server {
     pub weight: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preserve_path: Option<bool>,
+    /// Label form only (`loadbalancer.server.port`): the task port the
+    /// provider turns into `url`, as Traefik's own `Server` has it.
+    #[serde(skip_serializing)]
+    pub port: Option<String>,
+    /// Label form only (`loadbalancer.server.scheme`), `http` by default.
+    #[serde(skip_serializing)]
+    pub scheme: Option<String>,
     /// Where the server comes from (swarm task, node, slot). Filled by
     /// providers, never read from a file.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]

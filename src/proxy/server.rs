@@ -17,9 +17,10 @@ use super::handler::{EntrypointInfo, Proxy};
 /// Connection-level timeouts of an entrypoint.
 #[derive(Debug, Clone)]
 pub struct ServerTimeouts {
-    /// Time allowed to receive a request's headers (Traefik's `readTimeout`
-    /// bounds the whole request; escale bounds the headers, bodies stream).
-    pub header_read: Duration,
+    /// Time allowed to receive a request's headers, idle keep-alive time
+    /// included (Traefik's `readTimeout` bounds the whole request; escale
+    /// bounds the headers so bodies can stream). `None`: no limit.
+    pub header_read: Option<Duration>,
     /// How long a keep-alive connection may wait for its next request.
     pub idle: Duration,
     /// How long in-flight requests may take to finish after shutdown begins.
@@ -29,7 +30,7 @@ pub struct ServerTimeouts {
 impl Default for ServerTimeouts {
     fn default() -> Self {
         ServerTimeouts {
-            header_read: Duration::from_secs(60),
+            header_read: Some(Duration::from_secs(60)),
             idle: Duration::from_secs(180),
             grace: Duration::from_secs(10),
         }
