@@ -141,7 +141,11 @@ async fn traefik_shapes_pagination_and_filters() {
     let f = p.json("/api/http/routers?status=disabled").await;
     assert_eq!(names(&f), vec!["broken@file", "orphan@file"]);
     let f = p.json("/api/http/routers?search=B.TEST").await;
-    assert_eq!(names(&f), vec!["api@file"], "search is case-insensitive, on rule and name");
+    assert_eq!(
+        names(&f),
+        vec!["api@file"],
+        "search is case-insensitive, on rule and name"
+    );
     let f = p.json("/api/http/routers?search=orphan").await;
     assert_eq!(names(&f), vec!["orphan@file"]);
     let f = p.json("/api/http/routers?serviceName=app@file").await;
@@ -158,7 +162,10 @@ async fn traefik_shapes_pagination_and_filters() {
     assert_eq!(one["name"], "web@file");
     let missing = p.get("/api/http/routers/nope@file").await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.body.trim(), r#"{"message":"router not found: nope@file"}"#);
+    assert_eq!(
+        missing.body.trim(),
+        r#"{"message":"router not found: nope@file"}"#
+    );
 
     // Services: serverStatus, usedBy, type, and escale's live figures.
     for _ in 0..10 {
@@ -177,14 +184,22 @@ async fn traefik_shapes_pagination_and_filters() {
     assert_eq!(s["loadBalancer"]["passHostHeader"], true);
     let servers = s["servers"].as_array().unwrap();
     assert_eq!(servers.len(), 2);
-    let total: u64 = servers.iter().map(|x| x["requests"].as_u64().unwrap()).sum();
+    let total: u64 = servers
+        .iter()
+        .map(|x| x["requests"].as_u64().unwrap())
+        .sum();
     assert!(total >= 10, "{s}");
     assert_eq!(servers[0]["status"], "UP");
     assert!(servers[0].get("inFlight").is_some());
     let list = p.json("/api/http/services?search=internal").await;
     assert_eq!(
         names(&list),
-        vec!["api@internal", "dashboard@internal", "noop@internal", "ping@internal"]
+        vec![
+            "api@internal",
+            "dashboard@internal",
+            "noop@internal",
+            "ping@internal"
+        ]
     );
     assert_eq!(p.get("/api/http/services/none@file").await.status, 404);
 
@@ -300,7 +315,12 @@ async fn errors_with_keys_providers_and_ping() {
     let ping = p.get("/ping").await;
     assert_eq!((ping.status, ping.body.as_str()), (200, "OK"));
     // /ping lives on the traefik entrypoint only: on web, it is the app's.
-    assert!(get(&p.esc.url("/ping"), "a.test").await.echo("Name").is_some());
+    assert!(
+        get(&p.esc.url("/ping"), "a.test")
+            .await
+            .echo("Name")
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +332,9 @@ async fn event_stream_reports_added_routes() {
 
     let mut events = EventStream::open(p.admin).await;
     events
-        .until("hello", Duration::from_secs(5), |s| s.contains("event: hello"))
+        .until("hello", Duration::from_secs(5), |s| {
+            s.contains("event: hello")
+        })
         .await;
     assert!(events.seen.contains("text/event-stream"), "{}", events.seen);
 
@@ -331,16 +353,22 @@ async fn event_stream_reports_added_routes() {
         .unwrap();
     let ev: Value = serde_json::from_str(&line[6..]).unwrap();
     let changes = ev["changes"].as_array().unwrap();
-    assert!(changes.iter().any(|c| c["kind"] == "router"
-        && c["name"] == "fresh@file"
-        && c["action"] == "added"));
-    assert!(changes.iter().any(|c| c["kind"] == "router"
-        && c["name"] == "broken@file"
-        && c["action"] == "removed"));
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["kind"] == "router" && c["name"] == "fresh@file" && c["action"] == "added")
+    );
+    assert!(
+        changes.iter().any(|c| c["kind"] == "router"
+            && c["name"] == "broken@file"
+            && c["action"] == "removed")
+    );
     assert_eq!(ev["errors"], 0);
 
     // Live figures follow every few seconds.
     events
-        .until("stats event", Duration::from_secs(6), |s| s.contains("event: stats"))
+        .until("stats event", Duration::from_secs(6), |s| {
+            s.contains("event: stats")
+        })
         .await;
 }

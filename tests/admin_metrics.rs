@@ -62,21 +62,37 @@ async fn traefik_metrics_after_traffic() {
             .unwrap_or(false)
     })
     .await;
-    let before = Scrape::parse(p.get("/metrics").await.body.lines().map(|l| Ok(l.to_string())))
-        .expect("parse");
+    let before = Scrape::parse(
+        p.get("/metrics")
+            .await
+            .body
+            .lines()
+            .map(|l| Ok(l.to_string())),
+    )
+    .expect("parse");
     let base = number(
         &before,
         "traefik_service_requests_total",
-        &[("service", "app@file"), ("code", "200"), ("method", "GET"), ("protocol", "http")],
+        &[
+            ("service", "app@file"),
+            ("code", "200"),
+            ("method", "GET"),
+            ("protocol", "http"),
+        ],
     );
 
     for _ in 0..20 {
         assert_eq!(get(&p.esc.url("/"), "a.test").await.status, 200);
     }
     for _ in 0..3 {
-        let r = request("POST", &p.esc.url("/?status=418"), &[("host", "a.test")], "x")
-            .await
-            .unwrap();
+        let r = request(
+            "POST",
+            &p.esc.url("/?status=418"),
+            &[("host", "a.test")],
+            "x",
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 418);
     }
     // One slow request lands above the first bucket.
@@ -100,33 +116,77 @@ async fn traefik_metrics_after_traffic() {
     let m = Scrape::parse(res.body.lines().map(|l| Ok(l.to_string()))).expect("parse");
 
     let svc = |code: &'static str, method: &'static str| {
-        [("service", "app@file"), ("code", code), ("method", method), ("protocol", "http")]
+        [
+            ("service", "app@file"),
+            ("code", code),
+            ("method", method),
+            ("protocol", "http"),
+        ]
     };
     assert_eq!(
         number(&m, "traefik_service_requests_total", &svc("200", "GET")) - base,
         21.0
     );
-    assert_eq!(number(&m, "traefik_service_requests_total", &svc("418", "POST")), 3.0);
-    let h = histogram(&m, "traefik_service_request_duration_seconds", &svc("200", "GET"));
+    assert_eq!(
+        number(&m, "traefik_service_requests_total", &svc("418", "POST")),
+        3.0
+    );
+    let h = histogram(
+        &m,
+        "traefik_service_request_duration_seconds",
+        &svc("200", "GET"),
+    );
     let les: Vec<f64> = h.iter().map(|(le, _)| *le).collect();
     assert_eq!(les, vec![0.1, 0.3, 1.2, 5.0, f64::INFINITY]);
     let total = base + 21.0;
-    assert_eq!(h.last().unwrap().1, total, "+Inf bucket counts every request");
-    assert!(h[0].1 <= total - 1.0, "the 150 ms request is above 0.1 s: {h:?}");
+    assert_eq!(
+        h.last().unwrap().1,
+        total,
+        "+Inf bucket counts every request"
+    );
+    assert!(
+        h[0].1 <= total - 1.0,
+        "the 150 ms request is above 0.1 s: {h:?}"
+    );
     assert_eq!(h[1].1, total, "everything under 0.3 s");
     assert_eq!(
-        number(&m, "traefik_service_request_duration_seconds_count", &svc("200", "GET")),
+        number(
+            &m,
+            "traefik_service_request_duration_seconds_count",
+            &svc("200", "GET")
+        ),
         total
     );
-    assert!(number(&m, "traefik_service_request_duration_seconds_sum", &svc("200", "GET")) >= 0.15);
+    assert!(
+        number(
+            &m,
+            "traefik_service_request_duration_seconds_sum",
+            &svc("200", "GET")
+        ) >= 0.15
+    );
 
     let ep = |code: &'static str, method: &'static str| {
-        [("entrypoint", "web"), ("code", code), ("method", method), ("protocol", "http")]
+        [
+            ("entrypoint", "web"),
+            ("code", code),
+            ("method", method),
+            ("protocol", "http"),
+        ]
     };
     assert!(number(&m, "traefik_entrypoint_requests_total", &ep("200", "GET")) >= 21.0);
-    assert_eq!(number(&m, "traefik_entrypoint_requests_total", &ep("404", "GET")), 2.0);
-    assert_eq!(number(&m, "traefik_entrypoint_requests_total", &ep("418", "POST")), 3.0);
-    let h = histogram(&m, "traefik_entrypoint_request_duration_seconds", &ep("404", "GET"));
+    assert_eq!(
+        number(&m, "traefik_entrypoint_requests_total", &ep("404", "GET")),
+        2.0
+    );
+    assert_eq!(
+        number(&m, "traefik_entrypoint_requests_total", &ep("418", "POST")),
+        3.0
+    );
+    let h = histogram(
+        &m,
+        "traefik_entrypoint_request_duration_seconds",
+        &ep("404", "GET"),
+    );
     assert_eq!(h.last().unwrap().1, 2.0);
 
     let router = [
@@ -147,29 +207,57 @@ async fn traefik_metrics_after_traffic() {
 
     for server in [a.url(), b.url()] {
         assert_eq!(
-            number(&m, "traefik_service_server_up", &[("service", "app@file"), ("url", &server)]),
+            number(
+                &m,
+                "traefik_service_server_up",
+                &[("service", "app@file"), ("url", &server)]
+            ),
             1.0
         );
     }
-    assert_eq!(number(&m, "traefik_service_retries_total", &[("service", "app@file")]), 0.0);
+    assert_eq!(
+        number(
+            &m,
+            "traefik_service_retries_total",
+            &[("service", "app@file")]
+        ),
+        0.0
+    );
     assert!(number(&m, "traefik_config_reloads_total", &[]) >= 1.0);
     assert!(number(&m, "traefik_config_last_reload_success", &[]) > 1.7e9);
     assert!(
-        number(&m, "traefik_open_connections", &[("entrypoint", "traefik"), ("protocol", "TCP")]) >= 1.0,
+        number(
+            &m,
+            "traefik_open_connections",
+            &[("entrypoint", "traefik"), ("protocol", "TCP")]
+        ) >= 1.0,
         "the scrape's own connection is open"
     );
-    assert!(number(&m, "traefik_open_connections", &[("entrypoint", "web"), ("protocol", "TCP")]) >= 0.0);
+    assert!(
+        number(
+            &m,
+            "traefik_open_connections",
+            &[("entrypoint", "web"), ("protocol", "TCP")]
+        ) >= 0.0
+    );
     // Internal services stay out of the request metrics, as in Traefik.
     assert!(
-        m.samples
-            .iter()
-            .all(|s| s.labels.get("service").is_none_or(|v| !v.ends_with("@internal"))),
+        m.samples.iter().all(|s| s
+            .labels
+            .get("service")
+            .is_none_or(|v| !v.ends_with("@internal"))),
         "no @internal series"
     );
 
     // escale extras.
-    assert_eq!(number(&m, "escale_route_table_size", &[("kind", "routers")]), 2.0);
-    assert_eq!(number(&m, "escale_route_table_size", &[("kind", "servers")]), 2.0);
+    assert_eq!(
+        number(&m, "escale_route_table_size", &[("kind", "routers")]),
+        2.0
+    );
+    assert_eq!(
+        number(&m, "escale_route_table_size", &[("kind", "servers")]),
+        2.0
+    );
     assert!(number(&m, "escale_provider_syncs_total", &[("provider", "file")]) >= 1.0);
     assert!(number(&m, "escale_config_compile_duration_seconds_count", &[]) >= 1.0);
     assert_eq!(number(&m, "escale_draining", &[]), 0.0);
@@ -194,12 +282,21 @@ async fn removed_services_leave_the_metrics() {
             .unwrap_or(false)
     })
     .await;
-    assert!(p.get("/metrics").await.body.contains("service=\"one@file\""));
+    assert!(
+        p.get("/metrics")
+            .await
+            .body
+            .contains("service=\"one@file\"")
+    );
     p.esc.write_dynamic(&yaml("two"));
-    eventually("service two in metrics", Duration::from_secs(10), || async {
-        let _ = request("GET", &url, &[("host", "a.test")], "").await;
-        let body = p.get("/metrics").await.body;
-        body.contains("service=\"two@file\"") && !body.contains("service=\"one@file\"")
-    })
+    eventually(
+        "service two in metrics",
+        Duration::from_secs(10),
+        || async {
+            let _ = request("GET", &url, &[("host", "a.test")], "").await;
+            let body = p.get("/metrics").await.body;
+            body.contains("service=\"two@file\"") && !body.contains("service=\"one@file\"")
+        },
+    )
     .await;
 }

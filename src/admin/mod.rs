@@ -293,6 +293,10 @@ impl Admin {
         self.events.published(table);
     }
 
+    fn dashboard_enabled(&self) -> bool {
+        self.config.api.as_ref().is_some_and(|a| a.dashboard)
+    }
+
     fn ping(&self) -> Response<Body> {
         if self.is_draining() {
             let code = self
@@ -325,10 +329,19 @@ impl InternalServices for Arc<Admin> {
                 "prometheus@internal" if admin.config.prometheus.is_some() => {
                     admin.metrics.response(&admin.table())
                 }
+                // As in Traefik, `api@internal` also serves the dashboard,
+                // so one router (`/api` or `/dashboard`) exposes both.
+                "api@internal"
+                    if admin.dashboard_enabled()
+                        && (req.request.uri().path() == "/dashboard"
+                            || req.request.uri().path().starts_with("/dashboard/")) =>
+                {
+                    dashboard::handle(&req.request)
+                }
                 "api@internal" if admin.config.api.is_some() => {
                     api::handle(&admin, req.request).await
                 }
-                "dashboard@internal" if admin.config.api.as_ref().is_some_and(|a| a.dashboard) => {
+                "dashboard@internal" if admin.dashboard_enabled() => {
                     dashboard::handle(&req.request)
                 }
                 "noop@internal" => text_response(StatusCode::OK, ""),

@@ -46,7 +46,9 @@ impl AdminProxy {
 
 /// A dynamic file with the given routers and services YAML blocks.
 pub fn dynamic(routers: &str, services: &str, middlewares: &str) -> String {
-    format!("http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n")
+    format!(
+        "http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n"
+    )
 }
 
 pub fn lb(name: &str, urls: &[String]) -> String {
@@ -68,7 +70,9 @@ impl EventStream {
     pub async fn open(addr: SocketAddr) -> EventStream {
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         stream
-            .write_all(b"GET /api/events HTTP/1.1\r\nHost: admin\r\nAccept: text/event-stream\r\n\r\n")
+            .write_all(
+                b"GET /api/events HTTP/1.1\r\nHost: admin\r\nAccept: text/event-stream\r\n\r\n",
+            )
             .await
             .expect("write");
         EventStream {
@@ -83,7 +87,10 @@ impl EventStream {
         while !want(&self.seen) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                panic!("timed out waiting for {what}; stream so far:\n{}", self.seen);
+                panic!(
+                    "timed out waiting for {what}; stream so far:\n{}",
+                    self.seen
+                );
             }
             match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
                 Ok(Ok(0)) => panic!("stream closed waiting for {what}:\n{}", self.seen),
