@@ -186,7 +186,7 @@ function viewOverview(d) {
       <a class="card${srv.down ? " bad" : ""}" href="#services"><h3>Servers</h3><div class="big">${srv.total}</div>
         <div class="parts"><span class="pill ok">${srv.up} up</span>${srv.down ? `<span class="pill err">${srv.down} down</span>` : ""}</div></a>
       <a class="card${o.issues.errors ? " bad" : ""}" href="#issues"><h3>Config issues</h3><div class="big">${o.issues.total}</div>
-        <div class="parts">${o.issues.errors ? `<span class="pill err">${o.issues.errors} errors</span>` : `<span class="pill ok">no errors</span>`}${o.issues.warnings ? `<span class="pill warn">${o.issues.warnings} warnings</span>` : ""}</div></a>
+        <div class="parts">${o.issues.errors ? `<span class="pill err">${plural(o.issues.errors, "error")}</span>` : `<span class="pill ok">no errors</span>`}${o.issues.warnings ? `<span class="pill warn">${plural(o.issues.warnings, "warning")}</span>` : ""}</div></a>
     </div>
     <div class="two">
       <section><h2>Problems</h2>${problems}</section>
@@ -205,7 +205,7 @@ function viewRouters(d) {
       const cls = ["row", r.status === "disabled" ? "has-error" : r.status === "warning" ? "has-warning" : "", open ? "open" : "", state.flash.has(id) ? "flash" : ""].join(" ");
       const internal = r.service.endsWith("@internal");
       return `<tr class="${cls}" tabindex="0" data-toggle="${esc(id)}" data-name="${esc(r.name)}" aria-expanded="${open}">
-          <td><span class="caret">▸</span> ${statusPill(r.status)}</td>
+          <td class="nowrap"><span class="caret">▸</span> ${statusPill(r.status)}</td>
           <td><span class="name">${esc(r.name)}</span>${providerChip(r.provider)}${errorBlock(r.error, r.status)}</td>
           <td class="rule">${esc(r.rule)}</td>
           <td>${(r.entryPoints || r.using || []).map((e) => `<span class="chip">${esc(e)}</span>`).join("")}</td>
@@ -223,9 +223,13 @@ function viewRouters(d) {
         }`;
     })
     .join("");
-  return `<div class="view-head"><div class="grow"><h1>Routers</h1><p class="sub">${list.length} of ${d.routers.length} routers · highest priority first within a host</p></div>${statusFilter()}</div>
+  return `<div class="view-head"><div class="grow"><h1>Routers</h1><p class="sub">${list.length} of ${d.routers.length} routers · an error disables only its own router</p></div>${statusFilter()}</div>
     <div class="table-wrap"><table><thead><tr><th>Status</th><th>Name</th><th>Rule</th><th>Entrypoints</th><th class="num">Priority</th><th>Service</th><th>Servers</th></tr></thead>
     <tbody>${rows || `<tr><td colspan="7" class="empty">No router matches.</td></tr>`}</tbody></table></div>`;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function shortPriority(p) {
@@ -305,7 +309,7 @@ function viewProviders(d) {
           <div><div class="k">Events</div><div class="v">${p.events}</div></div>
           <div><div class="k">Syncs</div><div class="v">${p.syncs}</div></div>
           <div><div class="k">Reconnects</div><div class="v">${p.reconnects}</div></div>
-          <div><div class="k">Issues</div><div class="v">${p.errors ? `<span class="pill err">${p.errors} errors</span>` : "0"}${p.warnings ? ` <span class="pill warn">${p.warnings}</span>` : ""}</div></div>
+          <div><div class="k">Issues</div><div class="v">${p.errors ? `<span class="pill err">${plural(p.errors, "error")}</span>` : "0"}${p.warnings ? ` <span class="pill warn">${p.warnings}</span>` : ""}</div></div>
         </div>
       </section>`,
     )
