@@ -31,7 +31,8 @@ fn routes(a: &Whoami, b: &Whoami, extra: &str) -> String {
 async fn dashboard_in_headless_chromium() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard");
     assert!(
-        dir.join("node_modules/playwright-core").is_dir() && Path::new("/usr/bin/chromium").exists(),
+        dir.join("node_modules/playwright-core").is_dir()
+            && Path::new("/usr/bin/chromium").exists(),
         "run scripts/browser-setup.sh first (apt chromium, npm ci in tests/dashboard)"
     );
     let a = Whoami::start("alpha");
@@ -113,7 +114,12 @@ async fn dashboard_in_headless_chromium() {
     }
     let status = node.wait_exit(Duration::from_secs(20)).expect("node exits");
     assert!(status.success(), "{}", transcript.join("\n"));
-    for shot in ["dashboard-routers.png", "dashboard-services.png", "dashboard-issues.png", "dashboard-overview.png"] {
+    for shot in [
+        "dashboard-routers.png",
+        "dashboard-services.png",
+        "dashboard-issues.png",
+        "dashboard-overview.png",
+    ] {
         let meta = std::fs::metadata(shots.join(shot)).expect("screenshot saved");
         assert!(meta.len() > 10_000, "{shot} is a real picture");
     }

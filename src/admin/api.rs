@@ -689,6 +689,145 @@ fn issues(table: &RouteTable, q: &Query) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::{AdminConfig, AdminContext, ApiConfig};
+    use crate::config::dynamic::{
+        DynamicConfig, LoadBalancer, Router, Server, ServerOrigin, Service,
+    };
+    use crate::provider::{ConfigIssue, Snapshot};
+    use crate::routing::{CompileInput, compile};
+    use http_body_util::BodyExt;
+
+    /// What the swarm provider publishes: task-backed servers and label
+    /// errors naming their label.
+    fn swarm_admin() -> Arc<Admin> {
+        let mut config = DynamicConfig::default();
+        config.http.routers.insert(
+            "ludo".into(),
+            Router {
+                rule: "Host(`alderaan`) && PathPrefix(`/ludotm/ludotheque`)".into(),
+                service: "ludo".into(),
+                ..Router::default()
+            },
+        );
+        let server = |ip: &str, task: &str, slot| Server {
+            url: format!("http://{ip}:80"),
+            origin: Some(ServerOrigin {
+                task_id: task.into(),
+                node_id: "node-1".into(),
+                slot: Some(slot),
+                swarm_service: Some("saas_ludo".into()),
+            }),
+            ..Server::default()
+        };
+        config.http.services.insert(
+            "ludo".into(),
+            Service {
+                load_balancer: Some(LoadBalancer {
+                    servers: vec![
+                        server("10.201.0.5", "task-a", 1),
+                        server("10.201.0.6", "task-b", 2),
+                    ],
+                    ..LoadBalancer::default()
+                }),
+                ..Service::default()
+            },
+        );
+        let snapshot = Snapshot {
+            config,
+            issues: vec![
+                ConfigIssue::error("swarm", "swarm service saas_shop", "unknown matcher `Hots`")
+                    .with_key("traefik.http.routers.shop.rule")
+                    .with_object("shop@swarm"),
+            ],
+        };
+        let eps = vec!["web".to_string()];
+        let table = compile(CompileInput {
+            snapshots: &[("swarm".to_string(), Arc::new(snapshot))],
+            entrypoints: &eps,
+            default_entrypoints: &eps,
+            default_transport: Default::default(),
+            previous: None,
+            generation: 3,
+        });
+        let (_, providers) = {
+            let mut hub = crate::provider::Hub::new();
+            let h = hub.register("swarm");
+            h.status.synced();
+            (h, hub.statuses())
+        };
+        Admin::new(
+            AdminConfig {
+                api: Some(ApiConfig::default()),
+                ..AdminConfig::default()
+            },
+            AdminContext {
+                table: Arc::new(arc_swap::ArcSwap::from_pointee(table)),
+                draining: Default::default(),
+                providers,
+                entrypoints: Vec::new(),
+            },
+        )
+    }
+
+    async fn get(admin: &Arc<Admin>, path: &str) -> (StatusCode, Value) {
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let res = handle(admin, req).await;
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn swarm_servers_carry_task_node_and_slot() {
+        let admin = swarm_admin();
+        let (status, s) = get(&admin, "/api/http/services/ludo@swarm").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(s["provider"], "swarm");
+        assert_eq!(s["serverStatus"]["http://10.201.0.5:80"], "UP");
+        let servers = s["servers"].as_array().unwrap();
+        assert_eq!(servers[0]["task"], "task-a");
+        assert_eq!(servers[0]["node"], "node-1");
+        assert_eq!(servers[0]["slot"], 1);
+        assert_eq!(servers[1]["slot"], 2);
+        assert_eq!(servers[0]["swarmService"], "saas_ludo");
+        assert_eq!(servers[0]["address"], "10.201.0.5:80");
+        assert_eq!(s["usedBy"], json!(["ludo@swarm"]));
+        let (_, r) = get(&admin, "/api/http/routers/ludo@swarm").await;
+        assert_eq!(r["status"], "enabled");
+        assert_eq!(r["using"], json!(["web"]));
+    }
+
+    #[tokio::test]
+    async fn label_errors_show_their_label() {
+        let admin = swarm_admin();
+        let (_, issues) = get(&admin, "/api/issues?search=hots").await;
+        assert_eq!(issues[0]["key"], "traefik.http.routers.shop.rule");
+        assert_eq!(issues[0]["source"], "swarm service saas_shop");
+        assert_eq!(issues[0]["object"], "shop@swarm");
+        let (_, providers) = get(&admin, "/api/providers").await;
+        assert_eq!(providers[0]["name"], "swarm");
+        assert_eq!(providers[0]["errors"], 1);
+        assert_eq!(providers[0]["servers"], 2);
+        assert_eq!(
+            providers[0]["issues"][0]["key"],
+            "traefik.http.routers.shop.rule"
+        );
+        let (_, overview) = get(&admin, "/api/overview").await;
+        assert_eq!(overview["providers"], json!(["Swarm"]));
+        assert_eq!(overview["issues"]["errors"], 1);
+        assert_eq!(overview["generation"], 3);
+    }
+
+    #[tokio::test]
+    async fn ping_follows_draining() {
+        let admin = swarm_admin();
+        assert_eq!(admin.ping().status(), StatusCode::OK);
+        admin
+            .ctx
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(admin.ping().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn go_durations() {
