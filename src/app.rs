@@ -60,7 +60,15 @@ impl AppConfig {
                     trusted: ep.forwarded_headers.trusted_ips.clone(),
                 },
                 timeouts: ServerTimeouts {
-                    header_read: ep.timeouts.read_header.or(ep.timeouts.read),
+                    // hyper bounds header reading and idle keep-alive waits
+                    // with one timer: the stricter of the two applies.
+                    header_read: match (
+                        ep.timeouts.read_header.or(ep.timeouts.read),
+                        ep.timeouts.idle,
+                    ) {
+                        (Some(r), Some(i)) => Some(r.min(i)),
+                        (r, i) => r.or(i),
+                    },
                     idle: ep.timeouts.idle.unwrap_or(Duration::from_secs(180)),
                     grace: ep.life_cycle.grace,
                 },

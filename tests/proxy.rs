@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use tokio::io::AsyncWriteExt as _;
 
 fn routes_yaml(routers: &str, services: &str, middlewares: &str) -> String {
     format!(
@@ -418,4 +419,102 @@ async fn broken_file_keeps_last_good_configuration() {
             .unwrap_or(false)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echo_through_the_proxy() {
+    use common::ws::{client_frame, server_frame, ws_connect};
+    let w = Whoami::start("ws");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`ws.test`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[("host", "ws.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    let mut s = ws_connect(esc.web, "ws.test").await;
+    for msg in [&b"hello through escale"[..], &[7u8; 70_000][..]] {
+        s.write_all(&client_frame(0x2, msg)).await.unwrap();
+        let (fin, opcode, payload) =
+            tokio::time::timeout(Duration::from_secs(5), server_frame(&mut s))
+                .await
+                .expect("echo arrives");
+        assert_eq!((fin, opcode), (true, 0x2));
+        assert_eq!(payload, msg);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middlewares_rewrite_as_configured() {
+    let w = Whoami::start("mw");
+    let yaml = routes_yaml(
+        r#"    strip:
+      rule: "Host(`mw.test`) && PathPrefix(`/api`)"
+      service: w
+      middlewares: [strip-api, add-headers]
+    redirect:
+      rule: "Host(`mw.test`) && PathPrefix(`/old`)"
+      service: w
+      middlewares: [to-new]
+    secret:
+      rule: "Host(`mw.test`) && PathPrefix(`/secret`)"
+      service: w
+      middlewares: [auth]"#,
+        &lb("w", &[w.url()]),
+        r#"    strip-api:
+      stripPrefix:
+        prefixes: ["/api"]
+    add-headers:
+      headers:
+        customRequestHeaders:
+          X-From-Proxy: "escale"
+        customResponseHeaders:
+          X-Served-By: "escale"
+    to-new:
+      redirectRegex:
+        regex: "^http://([^/]+)/old/(.*)"
+        replacement: "http://${1}/new/${2}"
+        permanent: true
+    auth:
+      basicAuth:
+        users: ["sha:{SHA}0DPiKuNIrrVmD8IUCuw1hQxNqZc="]
+        headerField: X-Auth-User"#,
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/api/users?x=1");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[("host", "mw.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    let r = get(&esc.url("/api/users?x=1"), "mw.test").await;
+    assert_eq!(r.request_line().as_deref(), Some("GET /users?x=1 HTTP/1.1"));
+    assert_eq!(r.echo("X-Forwarded-Prefix").as_deref(), Some("/api"));
+    assert_eq!(r.echo("X-From-Proxy").as_deref(), Some("escale"));
+    assert_eq!(r.headers["x-served-by"], "escale");
+
+    let r = get(&esc.url("/old/page?q=2"), "mw.test").await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.headers["location"], "http://mw.test/new/page?q=2");
+
+    assert_eq!(get(&esc.url("/secret"), "mw.test").await.status, 401);
+    let r = request(
+        "GET",
+        &esc.url("/secret"),
+        &[("host", "mw.test"), ("authorization", "Basic c2hhOmFkbWlu")],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echo("X-Auth-User").as_deref(), Some("sha"));
 }

@@ -2,6 +2,8 @@
 //! all on 127.0.0.1, as child processes that are killed on drop.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -148,7 +150,7 @@ impl Whoami {
 
     pub fn start_on(name: &str, port: u16) -> Whoami {
         let exe = whoami_bin();
-        let mut child = Command::new(&exe)
+        let mut child = Command::new(exe)
             .args([
                 "--port",
                 &port.to_string(),
