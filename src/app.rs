@@ -4,16 +4,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
 use crate::config::dynamic::{DynamicConfig, Middleware, RedirectScheme, Router};
 use crate::config::static_config::{RedirectTarget, StaticConfig};
-use crate::provider::{Hub, ProviderStatus, Snapshot, file};
+use crate::provider::{Hub, ProviderStatus, file};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
 use crate::proxy::observe::{Observer, Observers};
@@ -46,6 +47,8 @@ pub struct AppConfig {
     pub transport: TransportConfig,
     /// Routers escale itself defines (`@internal`): entrypoint redirections.
     pub internal: DynamicConfig,
+    /// API, dashboard, ping and metrics (`…@internal` services).
+    pub admin: AdminConfig,
 }
 
 impl AppConfig {
@@ -100,6 +103,7 @@ impl AppConfig {
             file,
             transport,
             internal: redirections(config),
+            admin: admin_config(config),
         }
     }
 }
@@ -150,12 +154,37 @@ fn redirections(config: &StaticConfig) -> DynamicConfig {
     dc
 }
 
+/// The admin side's settings from the static configuration.
+fn admin_config(config: &StaticConfig) -> AdminConfig {
+    AdminConfig {
+        api: config.api.as_ref().map(|a| admin::ApiConfig {
+            insecure: a.insecure,
+            dashboard: a.dashboard,
+        }),
+        ping: config.ping.as_ref().map(|p| admin::PingConfig {
+            entry_point: p.entry_point.clone(),
+            manual_routing: p.manual_routing,
+            terminating_status_code: p.terminating_status_code,
+        }),
+        prometheus: config.metrics.as_ref().map(|m| admin::PrometheusConfig {
+            entry_point: m.entry_point.clone(),
+            manual_routing: m.manual_routing,
+            add_entry_points_labels: m.add_entry_points_labels,
+            add_routers_labels: m.add_routers_labels,
+            add_services_labels: m.add_services_labels,
+            buckets: m.buckets.clone(),
+        }),
+        access_log: config.access_log.is_some(),
+    }
+}
+
 /// Handles to a running proxy, for `main` and for in-process tests.
 pub struct Running {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub draining: Arc<AtomicBool>,
     pub addresses: Vec<(String, SocketAddr)>,
     pub providers: Vec<Arc<ProviderStatus>>,
+    pub admin: Option<Arc<Admin>>,
     shutdown: watch::Sender<bool>,
     /// Entrypoint servers: they end once drained.
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -182,9 +211,38 @@ pub enum StartError {
 pub struct Extensions {
     pub internal: Option<Arc<dyn InternalServices>>,
     pub observers: Vec<Arc<dyn Observer>>,
+    pub table_hooks: Vec<Arc<dyn TableHook>>,
 }
 
-pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartError> {
+/// Told about every route table the pipeline publishes (off the request path).
+pub trait TableHook: Send + Sync {
+    fn published(&self, table: &Arc<RouteTable>, compile_time: Duration);
+}
+
+impl TableHook for Admin {
+    fn published(&self, table: &Arc<RouteTable>, compile_time: Duration) {
+        Admin::published(self, table, compile_time);
+    }
+}
+
+pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running, StartError> {
+    // Traefik creates the `traefik` entrypoint for its internal services.
+    if config.admin.needs_internal_entrypoint()
+        && !config
+            .entrypoints
+            .iter()
+            .any(|e| e.name == admin::INTERNAL_ENTRYPOINT)
+    {
+        config.entrypoints.push(EntrypointSpec {
+            name: admin::INTERNAL_ENTRYPOINT.to_string(),
+            address: config.admin.implicit_entrypoint_address(),
+            forwarded: ForwardedPolicy::default(),
+            timeouts: ServerTimeouts::default(),
+            accept_grace: Duration::ZERO,
+            as_default: false,
+            tls: false,
+        });
+    }
     let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
     let draining = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -195,12 +253,23 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         let handle = hub.register(file::PROVIDER);
         background.push(tokio::spawn(file::run(source, watch, handle)));
     }
-    if !config.internal.http.is_empty() {
+    // Routers escale defines itself: admin (api, dashboard, ping, metrics)
+    // and entrypoint redirections, under the `internal` provider.
+    let mut internal = config.admin.internal_snapshot();
+    internal
+        .config
+        .http
+        .routers
+        .extend(config.internal.http.routers.clone());
+    internal
+        .config
+        .http
+        .middlewares
+        .extend(config.internal.http.middlewares.clone());
+    if !internal.config.http.is_empty() {
+        let handle = hub.register(admin::INTERNAL_PROVIDER);
         // Published once: these never change while running.
-        hub.register("internal").publish(Snapshot {
-            config: config.internal.clone(),
-            issues: Vec::new(),
-        });
+        handle.publish(internal);
     }
     let providers = hub.statuses();
 
@@ -223,6 +292,35 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         .filter(|e| e.tls)
         .map(|e| e.name.clone())
         .collect();
+    let admin = config.admin.is_enabled().then(|| {
+        Admin::new(
+            config.admin.clone(),
+            AdminContext {
+                table: table.clone(),
+                draining: draining.clone(),
+                providers: providers.clone(),
+                entrypoints: config
+                    .entrypoints
+                    .iter()
+                    .map(|e| admin::EntrypointInfo {
+                        name: e.name.clone(),
+                        address: e.address,
+                        timeouts: e.timeouts.clone(),
+                        forwarded_insecure: e.forwarded.insecure,
+                        trusted_ips: e.forwarded.trusted.iter().map(|n| n.to_string()).collect(),
+                        as_default: e.as_default,
+                    })
+                    .collect(),
+            },
+        )
+    });
+    if let Some(admin) = &admin {
+        ext.observers.push(Arc::new(AdminObserver(admin.clone())));
+        ext.table_hooks.push(admin.clone());
+        if ext.internal.is_none() {
+            ext.internal = Some(Arc::new(admin.clone()));
+        }
+    }
     background.push(tokio::spawn(pipeline(
         hub,
         table.clone(),
@@ -233,6 +331,7 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         },
         config.transport.clone(),
         (certs, default_cert),
+        ext.table_hooks,
     )));
 
     let internal = ext.internal.unwrap_or_else(|| {
@@ -285,6 +384,7 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         draining,
         addresses,
         providers,
+        admin,
         shutdown: shutdown_tx,
         servers,
         background,
@@ -337,12 +437,14 @@ async fn pipeline(
     entrypoints: Entrypoints,
     transport: TransportConfig,
     (certs, default_cert): (Arc<ArcSwap<CertStore>>, Arc<rustls::sign::CertifiedKey>),
+    hooks: Vec<Arc<dyn TableHook>>,
 ) {
     let mut generation = 0u64;
     loop {
         let snapshots = hub.current();
         generation += 1;
         let previous = table.load_full();
+        let compile_started = Instant::now();
         let mut compiled = routing::compile(CompileInput {
             snapshots: &snapshots,
             entrypoints: &entrypoints.all,
@@ -381,7 +483,12 @@ async fn pipeline(
             services = compiled.services.len(),
             "configuration applied"
         );
-        table.store(Arc::new(compiled));
+        let compiled = Arc::new(compiled);
+        table.store(compiled.clone());
+        let compile_time = compile_started.elapsed();
+        for hook in &hooks {
+            hook.published(&compiled, compile_time);
+        }
         if !hub.changed().await {
             // No provider left (or none configured): the table is final.
             std::future::pending::<()>().await;

@@ -11,7 +11,9 @@
 //! - [`app`]: assembles providers, the config pipeline and entrypoints; graceful shutdown.
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
 //! - [`telemetry`]: application and access logs from the static configuration.
+//! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
 
+pub mod admin;
 pub mod app;
 pub mod balance;
 pub mod check;

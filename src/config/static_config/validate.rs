@@ -92,8 +92,12 @@ pub(super) fn validate(raw: RawStatic, legacy: &Legacy) -> (StaticConfig, Vec<Fi
             .as_ref()
             .is_some_and(|m| !m.manual_routing && m.entry_point == INTERNAL_ENTRY_POINT);
     if wants_internal && !raw_eps.contains_key(INTERNAL_ENTRY_POINT) {
+        // Only `api.insecure` asks for a public admin endpoint; for ping and
+        // metrics alone the implicit entrypoint stays on loopback. Declare
+        // `entryPoints.traefik` to choose another address.
+        let insecure = api.as_ref().is_some_and(|a| a.insecure);
         let ep = raw::RawEntryPoint {
-            address: Some(":8080".into()),
+            address: Some(if insecure { ":8080" } else { "127.0.0.1:8080" }.into()),
             ..Default::default()
         };
         raw_eps.insert(INTERNAL_ENTRY_POINT.into(), ep);
