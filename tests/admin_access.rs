@@ -134,12 +134,13 @@ async fn basic_auth_router_to_api_internal() {
     );
     let esc = Escale::start(&routes, &["--api=true"]);
     let url = esc.url("/api/overview");
-    eventually("admin router", Duration::from_secs(10), || async {
-        request("GET", &url, &[("host", "admin.test")], "")
-            .await
-            .map(|r| r.status == 401)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "admin router",
+        &url,
+        "admin.test",
+        401,
+        Duration::from_secs(10),
+    )
     .await;
     let denied = request("GET", &url, &[("host", "admin.test")], "")
         .await

@@ -48,12 +48,13 @@ fn yaml(a: &Whoami, b: &Whoami) -> String {
 
 async fn ready(p: &AdminProxy) {
     let url = p.esc.url("/");
-    eventually("routes applied", Duration::from_secs(10), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "routes applied",
+        &url,
+        "a.test",
+        200,
+        Duration::from_secs(10),
+    )
     .await;
 }
 

@@ -39,12 +39,13 @@ async fn dashboard_in_headless_chromium() {
     let b = Whoami::start("beta");
     let p = AdminProxy::start(&routes(&a, &b, ""), &["--api.insecure=true"]);
     let url = p.esc.url("/");
-    eventually("routes applied", Duration::from_secs(10), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "routes applied",
+        &url,
+        "a.test",
+        200,
+        Duration::from_secs(10),
+    )
     .await;
     for _ in 0..20 {
         get(&p.esc.url("/"), "a.test").await;

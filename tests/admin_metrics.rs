@@ -55,13 +55,7 @@ async fn traefik_metrics_after_traffic() {
         ],
     );
     let url = p.esc.url("/");
-    eventually("route", Duration::from_secs(10), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
-    .await;
+    wait_status("route", &url, "a.test", 200, Duration::from_secs(10)).await;
     let before = Scrape::parse(
         p.get("/metrics")
             .await
@@ -275,13 +269,7 @@ async fn removed_services_leave_the_metrics() {
     };
     let p = AdminProxy::start(&yaml("one"), &["--metrics.prometheus=true"]);
     let url = p.esc.url("/");
-    eventually("route", Duration::from_secs(10), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
-    .await;
+    wait_status("route", &url, "a.test", 200, Duration::from_secs(10)).await;
     assert!(
         p.get("/metrics")
             .await

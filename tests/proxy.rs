@@ -49,12 +49,13 @@ async fn routes_by_host_path_and_priority() {
     );
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "a.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
 
     assert_eq!(
@@ -189,13 +190,7 @@ async fn hop_by_hop_and_forwarded_headers() {
     );
     for esc in [&untrusted, &trusted] {
         let url = esc.url("/");
-        eventually("config applied", Duration::from_secs(5), || async {
-            request("GET", &url, &[], "")
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
-        .await;
+        wait_status("config applied", &url, "", 200, Duration::from_secs(5)).await;
     }
     let forged = [
         ("host", "site.test"),
@@ -290,13 +285,7 @@ async fn graceful_drain_completes_in_flight_and_refuses_new() {
     );
     let mut esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
-    .await;
+    wait_status("config applied", &url, "", 200, Duration::from_secs(5)).await;
     let slow_url = esc.url("/?wait=1500");
     let in_flight = tokio::spawn(async move { request("GET", &slow_url, &[], "").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -332,12 +321,13 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
     };
     let esc = Escale::start(&base(""), &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "stable.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "stable.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
 
     // Bounded load on the stable route while the file changes underneath.
@@ -359,12 +349,13 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
         esc.write_dynamic(&base(&extra));
         let added = esc.url("/");
         let host = format!("added{i}.test");
-        eventually("new route answers", Duration::from_secs(2), || async {
-            request("GET", &added, &[("host", &host)], "")
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
+        wait_status(
+            "new route answers",
+            &added,
+            &host,
+            200,
+            Duration::from_secs(2),
+        )
         .await;
         if i > 0 {
             let old = format!("added{}.test", i - 1);
@@ -387,12 +378,13 @@ async fn broken_file_keeps_last_good_configuration() {
     );
     let esc = Escale::start(&good, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "keep.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "keep.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
     esc.write_dynamic(
         "http:\n  routers:\n    r:\n      rule: \"Host(`keep.test`)\"\n     service: [broken\n",
@@ -412,12 +404,13 @@ async fn broken_file_keeps_last_good_configuration() {
     // Fixing the file applies again.
     esc.write_dynamic(&good.replace("keep.test", "fixed.test"));
     let url = esc.url("/");
-    eventually("fixed file applies", Duration::from_secs(3), || async {
-        request("GET", &url, &[("host", "fixed.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "fixed file applies",
+        &url,
+        "fixed.test",
+        200,
+        Duration::from_secs(3),
+    )
     .await;
 }
 
@@ -432,12 +425,13 @@ async fn websocket_echo_through_the_proxy() {
     );
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "ws.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "ws.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
     let mut s = ws_connect(esc.web, "ws.test").await;
     for msg in [&b"hello through escale"[..], &[7u8; 70_000][..]] {
@@ -489,12 +483,13 @@ async fn middlewares_rewrite_as_configured() {
     );
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/api/users?x=1");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "mw.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "mw.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
     let r = get(&esc.url("/api/users?x=1"), "mw.test").await;
     assert_eq!(r.request_line().as_deref(), Some("GET /users?x=1 HTTP/1.1"));

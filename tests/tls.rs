@@ -150,12 +150,13 @@ tls:
     );
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
-    eventually("plain route ready", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "plain route ready",
+        &url,
+        "a.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
 
     // Plain HTTP on the same entrypoint reaches the plain router.
@@ -204,12 +205,13 @@ async fn entrypoint_redirection_to_https() {
         ],
     );
     let url = esc.url("/path?q=1");
-    eventually("redirect router ready", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "r.test")], "")
-            .await
-            .map(|r| r.status == 301)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "redirect router ready",
+        &url,
+        "r.test",
+        301,
+        Duration::from_secs(5),
+    )
     .await;
     let r = get(&esc.url("/path?q=1"), "r.test").await;
     assert_eq!(r.status, 301);

@@ -344,6 +344,23 @@ pub async fn get(url: &str, host: &str) -> Answer {
         .unwrap_or_else(|e| panic!("GET {url} (Host {host}) failed: {e}"))
 }
 
+/// Waits (bounded) until `GET url` with that Host (none when empty)
+/// answers `status`: the usual way to know a configuration was applied.
+pub async fn wait_status(what: &str, url: &str, host: &str, status: u16, within: Duration) {
+    let headers: Vec<(&str, &str)> = if host.is_empty() {
+        vec![]
+    } else {
+        vec![("host", host)]
+    };
+    eventually(what, within, || async {
+        request("GET", url, &headers, "")
+            .await
+            .map(|r| r.status == status)
+            .unwrap_or(false)
+    })
+    .await;
+}
+
 /// Polls `check` until it is true, bounded; panics with `what` otherwise.
 pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
 where
