@@ -58,49 +58,32 @@ async fn routes_by_host_path_and_priority() {
     )
     .await;
 
-    assert_eq!(
-        get(&esc.url("/"), "a.test").await.echo("Name").as_deref(),
-        Some("alpha")
-    );
-    assert_eq!(
-        get(&esc.url("/"), "A.TEST:8080")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("alpha"),
-        "host is case- and port-insensitive"
-    );
-    assert_eq!(
-        get(&esc.url("/api/x"), "b.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("beta"),
-        "longer rule wins"
-    );
-    assert_eq!(
-        get(&esc.url("/other"), "b.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("alpha")
-    );
-    assert_eq!(
-        get(&esc.url("/zzz"), "unknown.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("beta"),
-        "catch-all"
-    );
-    assert_eq!(
-        get(&esc.url("/pinned"), "b.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("alpha"),
-        "explicit priority wins over length"
-    );
+    let expectations = [
+        ("/", "a.test", "alpha", "exact host"),
+        (
+            "/",
+            "A.TEST:8080",
+            "alpha",
+            "host is case- and port-insensitive",
+        ),
+        ("/api/x", "b.test", "beta", "longer rule wins"),
+        ("/other", "b.test", "alpha", "host rule without path"),
+        ("/zzz", "unknown.test", "beta", "catch-all"),
+        (
+            "/pinned",
+            "b.test",
+            "alpha",
+            "explicit priority wins over length",
+        ),
+    ];
+    for (path, host, backend, why) in expectations {
+        let answer = get(&esc.url(path), host).await;
+        assert_eq!(
+            answer.echo("Name").as_deref(),
+            Some(backend),
+            "{why}: {host}{path}"
+        );
+    }
     // The backend sees the client's Host (passHostHeader defaults to true).
     assert_eq!(
         get(&esc.url("/"), "a.test").await.echo("Host").as_deref(),
