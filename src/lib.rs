@@ -12,7 +12,9 @@
 //! - [`app`]: assembles providers, the config pipeline and entrypoints; graceful shutdown.
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
 //! - [`telemetry`]: application and access logs from the static configuration.
+//! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
 
+pub mod admin;
 pub mod app;
 pub mod balance;
 pub mod check;
@@ -24,3 +26,4 @@ pub mod proxy;
 pub mod routing;
 pub mod rules;
 pub mod telemetry;
+pub mod tls;

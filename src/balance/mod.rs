@@ -23,6 +23,7 @@ pub mod leasttime;
 pub mod p2c;
 pub mod passive;
 pub mod server;
+pub mod stats;
 pub mod sticky;
 pub mod wrr;
 

@@ -6,6 +6,7 @@ use http::uri::{Authority, Scheme};
 
 use super::latency::Latency;
 use super::passive::{Ejection, FailureKind, PassivePolicy, PassiveState};
+use super::stats::LatencyWindow;
 use crate::config::dynamic::ServerOrigin;
 use crate::proxy::pool::ServerPool;
 
@@ -81,6 +82,8 @@ pub struct ServerState {
     pub latency: Latency,
     /// Keep-alive connections to this server.
     pub pool: ServerPool,
+    /// Recent rate and latency, for the admin API and dashboard.
+    pub stats: LatencyWindow,
 }
 
 /// Why a server is or is not in the pool, for logs and the admin API.
@@ -122,6 +125,7 @@ impl ServerState {
             passive: PassiveState::default(),
             latency: Latency::default(),
             pool: ServerPool::default(),
+            stats: LatencyWindow::default(),
         })
     }
 

@@ -229,6 +229,7 @@ mod tests {
             snapshots: &snaps,
             entrypoints: &eps,
             default_entrypoints: &eps,
+            tls_entrypoints: &[],
             default_transport: TransportConfig::default(),
             previous,
             generation: 1,
