@@ -676,3 +676,128 @@ async fn max_conns_per_server_spreads_then_refuses() {
     );
     assert_eq!(get(&esc.url("/"), "x").await.status, 200);
 }
+
+/// A loopback port whose accept queue is full: connects to it hang, as
+/// connects to a killed swarm task's address do.
+struct BlackHole {
+    addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _fill: Vec<std::net::TcpStream>,
+}
+
+async fn black_hole() -> BlackHole {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fill.push(s);
+        }
+    }
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+        "the accept queue is full"
+    );
+    BlackHole {
+        addr,
+        _listener: listener,
+        _fill: fill,
+    }
+}
+
+/// Requests stuck connecting to a server are sent elsewhere as soon as the
+/// server leaves the configuration, or is ejected by another request's
+/// failure, instead of waiting for the dial timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_connects_move_when_the_server_leaves() {
+    let good = Whoami::start("good");
+    let hole = black_hole().await;
+    let with = |servers: &[String], transport: &str| {
+        // The app answers only on app.test, so that a probe host answers
+        // only once its own router exists.
+        let mut s =
+            config(servers, transport, "", &[]).replace("PathPrefix(`/`)", "Host(`app.test`)");
+        s = s.replace(
+            "  services:\n",
+            "    probe:\n      rule: \"Host(`probe.test`)\"\n      service: probe\n  services:\n",
+        );
+        s.push_str(&format!(
+            "    probe:\n      loadBalancer:\n        servers:\n          - url: \"{}\"\n",
+            good.url()
+        ));
+        s
+    };
+    let both = [format!("http://{}", hole.addr), good.url()];
+    let esc = Escale::start(&with(&both, ""), &[]);
+    let probe = esc.url("/");
+    eventually("config applied", Duration::from_secs(10), || async {
+        request("GET", &probe, &[("host", "probe.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+
+    let burst = |n: usize| {
+        let url = esc.url("/");
+        (0..n)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let r = request("GET", &url, &[("host", "app.test")], "").await;
+                    (r.map(|a| a.status), started.elapsed())
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    // Half of these go to the black hole and hang in connect.
+    let stuck = burst(4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    esc.write_dynamic(&with(&[good.url()], ""));
+    for h in stuck {
+        let (status, took) = h.await.unwrap();
+        assert_eq!(status, Ok(200));
+        assert!(
+            took < Duration::from_secs(4),
+            "{took:?}: not the 30s dial timeout"
+        );
+    }
+
+    // Ejection: the first connect to time out (1s) ejects the server, and
+    // a connect that started later leaves with it rather than wait its
+    // own second.
+    let transport = "        serversTransport: quick\n";
+    let mut cfg = with(&both, transport).replace("probe.test", "probe2.test");
+    cfg.push_str(
+        "  serversTransports:\n    quick:\n      forwardingTimeouts:\n        dialTimeout: 1s\n",
+    );
+    esc.write_dynamic(&cfg);
+    eventually("config applied", Duration::from_secs(10), || async {
+        request("GET", &probe, &[("host", "probe2.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    let first = burst(2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = burst(2);
+    for h in first {
+        assert_eq!(h.await.unwrap().0, Ok(200));
+    }
+    let mut slowest = Duration::ZERO;
+    for h in second {
+        let (status, took) = h.await.unwrap();
+        assert_eq!(status, Ok(200));
+        slowest = slowest.max(took);
+    }
+    assert!(
+        slowest < Duration::from_millis(850),
+        "{slowest:?}: the later connect left when the server was ejected\n{}",
+        esc.log_text()
+    );
+    assert!(esc.log_text().contains("ejected"));
+}

@@ -78,6 +78,12 @@ pub struct ServerState {
     healthy: AtomicBool,
     /// Ejection on live-traffic failures.
     passive: PassiveState,
+    /// Set once the server has left the configuration.
+    retired: AtomicBool,
+    /// Wakes connects in progress when the server is ejected or retired:
+    /// nothing was sent yet, so they can go elsewhere at once instead of
+    /// waiting for a dial timeout.
+    leaving: tokio::sync::Notify,
     /// Response-time estimates for the latency-aware strategies.
     pub latency: Latency,
     /// Keep-alive connections to this server.
@@ -123,6 +129,8 @@ impl ServerState {
             failures: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             passive: PassiveState::default(),
+            retired: AtomicBool::new(false),
+            leaving: tokio::sync::Notify::new(),
             latency: Latency::default(),
             pool: ServerPool::default(),
             stats: LatencyWindow::default(),
@@ -132,7 +140,9 @@ impl ServerState {
     /// In the pool: passes its active health check (if any) and is not
     /// ejected.
     pub fn is_available(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed) && !self.passive.is_ejected()
+        self.healthy.load(Ordering::Relaxed)
+            && !self.passive.is_ejected()
+            && !self.retired.load(Ordering::Relaxed)
     }
 
     pub fn health(&self) -> Health {
@@ -164,7 +174,28 @@ impl ServerState {
         if !policy.counts(kind) {
             return None;
         }
-        self.passive.record_failure(policy, super::clock::now_us())
+        let ejection = self.passive.record_failure(policy, super::clock::now_us());
+        if ejection.is_some() {
+            self.leaving.notify_waiters();
+        }
+        ejection
+    }
+
+    /// The server left the configuration (the table no longer has it).
+    pub fn retire(&self) {
+        if !self.retired.swap(true, Ordering::Relaxed) {
+            self.leaving.notify_waiters();
+        }
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the server is ejected or retired after this call.
+    /// Create it before a connect, and race the connect against it.
+    pub fn leaving(&self) -> tokio::sync::futures::Notified<'_> {
+        self.leaving.notified()
     }
 
     pub fn passive_success(&self) {
@@ -268,6 +299,21 @@ mod tests {
         drop(a);
         assert!(s.try_start_request(Some(2)).is_some());
         assert!(s.try_start_request(None).is_some());
+    }
+
+    #[tokio::test]
+    async fn leaving_wakes_on_ejection_and_retirement_only() {
+        let s = ServerState::new("http://127.0.0.1:1", 1, None).unwrap();
+        let quick = |f| tokio::time::timeout(std::time::Duration::from_millis(50), f);
+        assert!(quick(s.leaving()).await.is_err(), "nothing happened");
+        let waiting = s.leaving();
+        let policy = PassivePolicy::default();
+        assert!(s.passive_failure(&policy, FailureKind::Reset).is_some());
+        assert!(quick(waiting).await.is_ok(), "ejection wakes");
+        let waiting = s.leaving();
+        s.retire();
+        assert!(quick(waiting).await.is_ok(), "retirement wakes");
+        assert!(s.is_retired() && !s.is_available());
     }
 
     #[test]

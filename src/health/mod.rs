@@ -3,8 +3,10 @@
 //!
 //! One task per checked server. The [`Supervisor`] follows route-table
 //! reloads: it starts tasks for new servers, stops those of removed ones,
-//! and leaves the others running, so their state carries over. All probes
-//! share one semaphore, which bounds how many run at once.
+//! and leaves the others running, so their state carries over. It also
+//! retires every server that left the table, which frees requests still
+//! connecting to it. All probes share one semaphore, which bounds how many
+//! run at once.
 
 pub mod config;
 pub mod probe;
@@ -43,6 +45,8 @@ struct Checked {
 #[derive(Default)]
 pub struct Supervisor {
     checks: HashMap<usize, Checked>,
+    /// Every server of the last table, to retire those that leave.
+    known: HashMap<usize, Weak<ServerState>>,
 }
 
 impl Supervisor {
@@ -59,8 +63,24 @@ impl Supervisor {
         self.checks.is_empty()
     }
 
-    /// Makes the running checks match `table`.
+    /// Makes the running checks match `table`, and retires the servers
+    /// that left it.
     pub fn sync(&mut self, table: &RouteTable) {
+        let current: HashMap<usize, Weak<ServerState>> = table
+            .services
+            .values()
+            .flat_map(|rt| rt.balancer.servers())
+            .map(|s| (Arc::as_ptr(s) as usize, Arc::downgrade(s)))
+            .collect();
+        for (key, server) in &self.known {
+            if !current.contains_key(key)
+                && let Some(s) = server.upgrade()
+            {
+                s.retire();
+            }
+        }
+        self.known = current;
+
         let mut wanted: HashMap<usize, Wanted> = HashMap::new();
         for rt in table.services.values() {
             let Some(check) = &rt.health_check else {
@@ -265,10 +285,12 @@ mod tests {
         ));
         assert!(!s.is_healthy());
 
-        // A removed server loses its check.
+        // A removed server loses its check and is retired.
+        let removed = t2.services["svc@file"].balancer.servers()[1].clone();
         let t3 = table(&yaml(true, &[a]), Some(&t2));
         sup.sync(&t3);
         assert_eq!(sup.len(), 1);
+        assert!(removed.is_retired() && !s.is_retired());
 
         // No check any more: nobody judges the server, it is up.
         let t4 = table(&yaml(false, &[a]), Some(&t3));

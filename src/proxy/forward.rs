@@ -41,6 +41,10 @@ use crate::routing::ServiceRuntime;
 /// so that an idempotent request can be sent again.
 pub const REPLAY_LIMIT: u64 = 64 * 1024;
 
+/// Why a connect was abandoned: the server was ejected or removed while
+/// the request waited for it.
+const LEFT_THE_POOL: &str = "the server left the pool during the connect";
+
 /// A pooled connection may close just as a request is handed to it; the
 /// request then comes back unsent and goes out on another connection.
 const MAX_UNSENT: u32 = 3;
@@ -232,14 +236,27 @@ pub async fn forward(
 
         let config = &service.transport.config;
         let mut unsent = 0;
+        let mut abandoned = false;
         let outcome = loop {
-            let mut sender = match server
+            // Ejected or removed meanwhile: nothing was sent, go elsewhere
+            // rather than wait for the dial timeout.
+            let leaving = server.leaving();
+            let checkout = server
                 .pool
-                .checkout(&server.upstream.authority, server.h2c, config)
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => break Err(ProxyError::Connect(e)),
+                .checkout(&server.upstream.authority, server.h2c, config);
+            let mut sender = tokio::select! {
+                biased;
+                r = checkout => match r {
+                    Ok(s) => s,
+                    Err(e) => break Err(ProxyError::Connect(e)),
+                },
+                () = leaving => {
+                    abandoned = true;
+                    break Err(ProxyError::Connect(ConnectError::Io {
+                        addr: server.upstream.authority.to_string(),
+                        source: std::io::Error::other(LEFT_THE_POOL),
+                    }));
+                }
             };
             let Some(b) = body.take() else {
                 break Err(ProxyError::Internal("request body already consumed".into()));
@@ -293,7 +310,9 @@ pub async fn forward(
             Err(e) => {
                 drop(in_flight);
                 let kind = failure_kind(&e);
-                passive_failure(service, &server, kind);
+                if !abandoned {
+                    passive_failure(service, &server, kind);
+                }
                 let left = policy.map_or(0, |p| p.attempts.saturating_sub(1 + policy_used));
                 let step = next_step(kind, idempotent, body.can_send_again(), left);
                 tracing::warn!(
