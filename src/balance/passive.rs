@@ -2,7 +2,14 @@
 //!
 //! Connect errors, resets and timeouts always count; with an explicit
 //! `passiveHealthCheck`, answers of 500 and above count too, as in Traefik.
-//! `maxFailedAttempts` failures within `failureWindow` eject the server.
+//! `maxFailedAttempts` consecutive failures within `failureWindow` eject the
+//! server.
+//!
+//! Without a `passiveHealthCheck`, escale still ejects, more carefully: a
+//! refused or timed-out connect ejects at once (it is conclusive), while
+//! resets and response timeouts need 3 in a row, because a backend that
+//! closes an idle keep-alive connection just as a request goes out looks
+//! like a reset, and must not cost its place in the pool.
 //! The first ejection lasts `failureWindow`; each time the server fails
 //! again (a failed probe, or failures soon after it came back) the period
 //! doubles, up to `maxEjection` (an escale extension). An ejected server
@@ -35,18 +42,20 @@ pub struct PassivePolicy {
     pub max_ejection: Duration,
     /// Whether answers >= 500 count as failures (Traefik's rule).
     pub count_server_errors: bool,
+    /// Whether one connect failure is enough to eject.
+    pub connect_ejects: bool,
 }
 
 impl Default for PassivePolicy {
-    /// The built-in policy when nothing is configured: one transport
-    /// failure ejects (a refused connect is conclusive, and fail-open
-    /// keeps a lone server in use).
+    /// The built-in policy when nothing is configured (fail-open keeps a
+    /// lone server in use whatever happens).
     fn default() -> Self {
         PassivePolicy {
-            max_failed_attempts: 1,
+            max_failed_attempts: 3,
             failure_window: DEFAULT_WINDOW,
             max_ejection: DEFAULT_MAX_EJECTION,
             count_server_errors: false,
+            connect_ejects: true,
         }
     }
 }
@@ -60,9 +69,9 @@ impl PassivePolicy {
             return (policy, errors);
         };
         policy.count_server_errors = true;
-        if let Some(n) = c.max_failed_attempts {
-            policy.max_failed_attempts = n.max(1);
-        }
+        policy.connect_ejects = false;
+        // Traefik's default.
+        policy.max_failed_attempts = c.max_failed_attempts.unwrap_or(1).max(1);
         if let Some(w) = c.failure_window
             && !w.0.is_zero()
         {
@@ -122,7 +131,12 @@ impl PassiveState {
     }
 
     /// Counts a failure; returns the ejection when this one ejects the server.
-    pub fn record_failure(&self, policy: &PassivePolicy, now: u64) -> Option<Ejection> {
+    pub fn record_failure(
+        &self,
+        policy: &PassivePolicy,
+        kind: FailureKind,
+        now: u64,
+    ) -> Option<Ejection> {
         if self.is_ejected() {
             return None;
         }
@@ -134,7 +148,8 @@ impl PassiveState {
         } else {
             self.failures.fetch_add(1, Ordering::Relaxed) + 1
         };
-        if count < policy.max_failed_attempts {
+        let conclusive = policy.connect_ejects && kind == FailureKind::Connect;
+        if count < policy.max_failed_attempts && !conclusive {
             return None;
         }
         if self
@@ -197,6 +212,7 @@ mod tests {
             failure_window: Duration::from_secs(window),
             max_ejection: Duration::from_secs(max_ejection),
             count_server_errors: true,
+            connect_ejects: false,
         }
     }
 
@@ -212,43 +228,59 @@ mod tests {
     fn ejects_after_max_failures_within_the_window() {
         let p = policy(3, 10, 60);
         let s = PassiveState::default();
-        assert_eq!(s.record_failure(&p, S), None);
-        assert_eq!(s.record_failure(&p, 2 * S), None);
+        assert_eq!(s.record_failure(&p, FailureKind::Reset, S), None);
+        assert_eq!(s.record_failure(&p, FailureKind::Reset, 2 * S), None);
         // A success in between: failures must be consecutive.
         s.record_success();
-        assert_eq!(s.record_failure(&p, 3 * S), None);
-        assert_eq!(s.record_failure(&p, 4 * S), None);
-        let e = s.record_failure(&p, 5 * S).expect("third failure ejects");
+        assert_eq!(s.record_failure(&p, FailureKind::Reset, 3 * S), None);
+        assert_eq!(s.record_failure(&p, FailureKind::Reset, 4 * S), None);
+        let e = s
+            .record_failure(&p, FailureKind::Reset, 5 * S)
+            .expect("third failure ejects");
         assert_eq!(e.period, Duration::from_secs(10));
         assert!(s.is_ejected());
-        assert_eq!(s.record_failure(&p, 6 * S), None, "already ejected");
+        assert_eq!(
+            s.record_failure(&p, FailureKind::Reset, 6 * S),
+            None,
+            "already ejected"
+        );
     }
 
     #[test]
     fn failures_outside_the_window_start_over() {
         let p = policy(2, 10, 60);
         let s = PassiveState::default();
-        assert_eq!(s.record_failure(&p, S), None);
-        assert_eq!(s.record_failure(&p, 20 * S), None, "window expired");
-        assert!(s.record_failure(&p, 21 * S).is_some());
+        assert_eq!(s.record_failure(&p, FailureKind::Reset, S), None);
+        assert_eq!(
+            s.record_failure(&p, FailureKind::Reset, 20 * S),
+            None,
+            "window expired"
+        );
+        assert!(s.record_failure(&p, FailureKind::Reset, 21 * S).is_some());
     }
 
     #[test]
     fn relapse_after_readmission_grows_the_ejection() {
         let p = policy(1, 2, 30);
         let s = PassiveState::default();
-        assert_eq!(s.record_failure(&p, S).unwrap().period.as_secs(), 2);
+        assert_eq!(
+            s.record_failure(&p, FailureKind::Reset, S)
+                .unwrap()
+                .period
+                .as_secs(),
+            2
+        );
         assert_eq!(s.probe_failed(&p).as_secs(), 4);
         s.readmit(10 * S);
         assert!(!s.is_ejected());
-        let e = s.record_failure(&p, 11 * S).unwrap();
+        let e = s.record_failure(&p, FailureKind::Reset, 11 * S).unwrap();
         assert_eq!(
             (e.streak, e.period.as_secs()),
             (2, 8),
             "relapse keeps growing"
         );
         s.readmit(20 * S);
-        let e = s.record_failure(&p, 200 * S).unwrap();
+        let e = s.record_failure(&p, FailureKind::Reset, 200 * S).unwrap();
         assert_eq!(
             (e.streak, e.period.as_secs()),
             (0, 2),
@@ -262,6 +294,15 @@ mod tests {
         assert_eq!(p, PassivePolicy::default());
         assert!(errors.is_empty() && !p.counts(FailureKind::ServerError));
         assert!(p.counts(FailureKind::Connect));
+        // Built in: a refused connect ejects at once, resets need three.
+        let s = PassiveState::default();
+        assert!(s.record_failure(&p, FailureKind::Connect, S).is_some());
+        let s = PassiveState::default();
+        assert!(s.record_failure(&p, FailureKind::Reset, S).is_none());
+        s.record_success();
+        assert!(s.record_failure(&p, FailureKind::Reset, 2 * S).is_none());
+        assert!(s.record_failure(&p, FailureKind::Timeout, 3 * S).is_none());
+        assert!(s.record_failure(&p, FailureKind::Reset, 4 * S).is_some());
         let cfg = PassiveHealthCheck {
             max_failed_attempts: Some(3),
             failure_window: Some(GoDuration::from_secs(3)),
@@ -270,6 +311,7 @@ mod tests {
         let (p, errors) = PassivePolicy::from_config(Some(&cfg));
         assert!(errors.is_empty());
         assert_eq!(p.max_failed_attempts, 3);
+        assert!(!p.connect_ejects, "Traefik counts every failure alike");
         assert_eq!(p.failure_window, Duration::from_secs(3));
         assert_eq!(p.max_ejection, DEFAULT_MAX_EJECTION);
         assert!(p.counts(FailureKind::ServerError), "Traefik counts 5xx");

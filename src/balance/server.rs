@@ -174,7 +174,9 @@ impl ServerState {
         if !policy.counts(kind) {
             return None;
         }
-        let ejection = self.passive.record_failure(policy, super::clock::now_us());
+        let ejection = self
+            .passive
+            .record_failure(policy, kind, super::clock::now_us());
         if ejection.is_some() {
             self.leaving.notify_waiters();
         }
@@ -308,7 +310,7 @@ mod tests {
         assert!(quick(s.leaving()).await.is_err(), "nothing happened");
         let waiting = s.leaving();
         let policy = PassivePolicy::default();
-        assert!(s.passive_failure(&policy, FailureKind::Reset).is_some());
+        assert!(s.passive_failure(&policy, FailureKind::Connect).is_some());
         assert!(quick(waiting).await.is_ok(), "ejection wakes");
         let waiting = s.leaving();
         s.retire();
