@@ -136,7 +136,8 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
             name: spec.name.as_str().into(),
             forwarded: spec.forwarded.clone(),
             scheme: "http",
-            default_port: spec.address.port(),
+            // Traefik reports the scheme's port when the Host names none.
+            default_port: 80,
         };
         tracing::info!(entrypoint = %spec.name, address = %local, "listening");
         servers.push(tokio::spawn(server::serve(

@@ -100,11 +100,12 @@ impl Proxy {
             server: None,
             retries: 0,
         };
+        // Cheap clones (shared bytes), kept for the observers.
         let method = parts.method.clone();
-        let uri = parts.uri.to_string();
+        let uri = parts.uri.clone();
         let version = parts.version;
-        let user_agent = header_str(&parts, header::USER_AGENT);
-        let referer = header_str(&parts, header::REFERER);
+        let user_agent = parts.headers.get(header::USER_AGENT).cloned();
+        let referer = parts.headers.get(header::REFERER).cloned();
 
         let response = match route {
             None => ProxyError::NoRoute.response(),
@@ -188,9 +189,14 @@ impl Proxy {
             host: host_str,
             uri: &uri,
             version,
-            user_agent: &user_agent,
-            referer: &referer,
+            user_agent: user_agent.as_ref(),
+            referer: referer.as_ref(),
             status: response.status().as_u16(),
+            content_length: response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
             protocol,
             client_ip,
             started: started_at,
@@ -206,15 +212,6 @@ struct Record {
     service: Option<Arc<str>>,
     server: Option<Arc<crate::balance::ServerState>>,
     retries: u32,
-}
-
-fn header_str(parts: &http::request::Parts, name: header::HeaderName) -> String {
-    parts
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
 }
 
 fn protocol_of(parts: &http::request::Parts) -> Protocol {

@@ -1,5 +1,6 @@
 //! The proxy: entrypoint listeners, request handling, forwarding to backends.
 
+pub mod access_log;
 pub mod body;
 pub mod error;
 pub mod forward;

