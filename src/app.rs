@@ -11,7 +11,7 @@ use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::provider::{Hub, ProviderStatus, file};
+use crate::provider::{Hub, ProviderStatus, file, swarm};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
 use crate::proxy::observe::{Observer, Observers};
@@ -38,6 +38,7 @@ pub struct EntrypointSpec {
 pub struct AppConfig {
     pub entrypoints: Vec<EntrypointSpec>,
     pub file: Option<(file::FileSource, bool)>,
+    pub swarm: Option<swarm::SwarmConfig>,
     pub transport: TransportConfig,
 }
 
@@ -83,6 +84,10 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
     if let Some((source, watch)) = config.file.clone() {
         let handle = hub.register(file::PROVIDER);
         background.push(tokio::spawn(file::run(source, watch, handle)));
+    }
+    if let Some(sc) = config.swarm.clone() {
+        let handle = hub.register(sc.provider_name());
+        background.push(tokio::spawn(swarm::run(sc, handle)));
     }
     let providers = hub.statuses();
 
