@@ -140,7 +140,9 @@ pub async fn run(config: SwarmConfig, handle: ProviderHandle) {
         endpoint,
         handle,
         last: None,
+        state: None,
         unhealthy: BTreeSet::new(),
+        stopping: BTreeSet::new(),
         outage_since: None,
     };
     let mut backoff = BACKOFF_MIN;
@@ -164,7 +166,11 @@ struct Provider {
     endpoint: Endpoint,
     handle: ProviderHandle,
     last: Option<Snapshot>,
+    /// The last listing, to rebuild at once when a container stops.
+    state: Option<ClusterState>,
     unhealthy: BTreeSet<String>,
+    /// Containers killed, stopped or dead, from events.
+    stopping: BTreeSet<String>,
     outage_since: Option<Instant>,
 }
 
@@ -234,8 +240,10 @@ impl Provider {
                                     self.unhealthy.insert(ev.id.clone());
                                 }
                             }
-                            if ev.action == "destroy" {
-                                self.unhealthy.remove(&ev.id);
+                            if ev.container_stopping() && self.stopping.insert(ev.id.clone()) {
+                                // Drop its task now, from the last listing:
+                                // swarm reports the task state only later.
+                                self.rebuild_and_publish();
                             }
                             if ev.starts_convergence() {
                                 schedule.converge_until = Some(Instant::now() + CONVERGE_LIMIT);
@@ -262,20 +270,28 @@ impl Provider {
     ) -> Result<(), DockerError> {
         let (services, tasks, networks) =
             tokio::join!(client.services(), client.tasks(), client.networks());
-        let state = ClusterState {
+        let mut state = ClusterState {
             services: services?,
             tasks: tasks?,
             networks: networks?,
             own: own.clone(),
-            unhealthy: self.unhealthy.clone(),
+            excluded: BTreeSet::new(),
         };
-        let built = build::build(
-            &state,
-            &BuildSettings {
-                labels: &self.defaults,
-                network: self.config.network.as_deref(),
-            },
-        );
+        // Forget containers no task refers to any more.
+        let live: BTreeSet<&str> = state
+            .tasks
+            .iter()
+            .filter_map(|t| t.container_id.as_deref())
+            .collect();
+        let referenced = |id: &String| {
+            live.iter()
+                .any(|c| id.starts_with(c) || c.starts_with(id.as_str()))
+        };
+        self.stopping.retain(|id| referenced(id));
+        self.unhealthy.retain(|id| referenced(id));
+        state.excluded = self.excluded();
+        let built = self.build(&state);
+        self.state = Some(state);
         let now = Instant::now();
         schedule.debounced = None;
         schedule.resync = now + self.config.refresh;
@@ -297,20 +313,49 @@ impl Provider {
                 since.elapsed().as_secs_f64()
             );
         }
+        self.publish(built.snapshot);
+        Ok(())
+    }
+
+    fn excluded(&self) -> BTreeSet<String> {
+        self.unhealthy.union(&self.stopping).cloned().collect()
+    }
+
+    fn build(&self, state: &ClusterState) -> build::Built {
+        build::build(
+            state,
+            &BuildSettings {
+                labels: &self.defaults,
+                network: self.config.network.as_deref(),
+            },
+        )
+    }
+
+    /// Rebuilds from the last listing with the current exclusions.
+    fn rebuild_and_publish(&mut self) {
+        let Some(mut state) = self.state.take() else {
+            return;
+        };
+        state.excluded = self.excluded();
+        let built = self.build(&state);
+        self.state = Some(state);
+        self.publish(built.snapshot);
+    }
+
+    fn publish(&mut self, snapshot: Snapshot) {
         let empty = Snapshot::default();
-        let changes = diff::diff(self.last.as_ref().unwrap_or(&empty), &built.snapshot);
+        let changes = diff::diff(self.last.as_ref().unwrap_or(&empty), &snapshot);
         for change in &changes {
             tracing::info!(provider = %self.handle.name, "{change}");
         }
-        for issue in &built.snapshot.issues {
+        for issue in &snapshot.issues {
             let old = self.last.as_ref().is_some_and(|l| l.issues.contains(issue));
             if !old {
                 tracing::warn!("{issue}");
             }
         }
-        self.handle.publish(built.snapshot.clone());
-        self.last = Some(built.snapshot);
-        Ok(())
+        self.handle.publish(snapshot.clone());
+        self.last = Some(snapshot);
     }
 
     fn lost(&mut self, error: &DockerError) {

@@ -234,6 +234,7 @@ impl DockerClient {
                         .unwrap_or_default(),
                     swarm_service_id: attr("com.docker.swarm.service.id"),
                     name: attr("name"),
+                    signal: attr("signal"),
                 }
             })
         })

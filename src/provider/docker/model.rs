@@ -103,6 +103,8 @@ pub struct ClusterEvent {
     /// For container events: the swarm service the container belongs to.
     pub swarm_service_id: Option<String>,
     pub name: Option<String>,
+    /// For `kill` events: the signal sent.
+    pub signal: Option<String>,
 }
 
 impl ClusterEvent {
@@ -121,6 +123,25 @@ impl ClusterEvent {
         self.kind == EventKind::Service
             || (self.kind == EventKind::Container
                 && matches!(self.action.as_str(), "die" | "kill" | "stop" | "start"))
+    }
+
+    /// A container being stopped or gone: route no more requests to it.
+    pub fn container_stopping(&self) -> bool {
+        if self.kind != EventKind::Container {
+            return false;
+        }
+        match self.action.as_str() {
+            "die" | "stop" | "destroy" => true,
+            // A reload signal (HUP, USR1) does not stop the container.
+            "kill" => self.signal.as_deref().is_none_or(|s| {
+                matches!(s, "2" | "3" | "9" | "15")
+                    || matches!(
+                        s.trim_start_matches("SIG"),
+                        "INT" | "QUIT" | "KILL" | "TERM"
+                    )
+            }),
+            _ => false,
+        }
     }
 
     /// `Some(healthy)` for a container health change.
@@ -338,7 +359,18 @@ mod tests {
             id: "c".into(),
             swarm_service_id: Some("s".into()),
             name: None,
+            signal: None,
         };
+        assert!(!e.container_stopping());
+        let kill = |sig: &str| ClusterEvent {
+            action: "kill".into(),
+            signal: Some(sig.into()),
+            ..e.clone()
+        };
+        assert!(kill("9").container_stopping());
+        assert!(kill("15").container_stopping());
+        assert!(!kill("1").container_stopping(), "HUP reloads");
+        assert!(!kill("SIGUSR1").container_stopping());
         assert_eq!(e.health(), Some(false));
         assert!(e.is_relevant());
         let plain = ClusterEvent {

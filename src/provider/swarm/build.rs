@@ -17,8 +17,10 @@ pub struct ClusterState {
     pub networks: BTreeMap<String, NetworkInfo>,
     /// The container escale runs in, when known.
     pub own: Option<OwnContainer>,
-    /// Containers whose last health event said unhealthy.
-    pub unhealthy: BTreeSet<String>,
+    /// Containers not to route to: their last health event said unhealthy,
+    /// or they are being stopped or died (events arrive before the task
+    /// state changes).
+    pub excluded: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -237,7 +239,7 @@ fn endpoints(
         .filter(|t| {
             !t.container_id
                 .as_ref()
-                .is_some_and(|c| is_unhealthy(c, &state.unhealthy))
+                .is_some_and(|c| is_excluded(c, &state.excluded))
         })
         .filter_map(|t| {
             let ip: IpAddr = t
@@ -260,8 +262,8 @@ fn endpoints(
 }
 
 /// Events carry full IDs, tasks may carry either: compare by prefix.
-fn is_unhealthy(container: &str, unhealthy: &BTreeSet<String>) -> bool {
-    unhealthy
+pub fn is_excluded(container: &str, excluded: &BTreeSet<String>) -> bool {
+    excluded
         .iter()
         .any(|u| u.starts_with(container) || container.starts_with(u.as_str()))
 }
@@ -515,7 +517,7 @@ pub(crate) mod tests {
             ],
             networks: networks(&[("net", "traefik-net", false)]),
             own: own(&["net"]),
-            unhealthy: BTreeSet::new(),
+            excluded: BTreeSet::new(),
         };
         let built = build(
             &state,
@@ -548,7 +550,7 @@ pub(crate) mod tests {
             ],
             networks: networks(&[("net", "traefik-net", false)]),
             own: own(&["net"]),
-            unhealthy: ["c-t2-full-id".to_string()].into_iter().collect(),
+            excluded: ["c-t2-full-id".to_string()].into_iter().collect(),
         };
         let built = build(
             &state,
@@ -587,7 +589,7 @@ pub(crate) mod tests {
             }],
             networks: nets.clone(),
             own: own(&["a", "b", "i"]),
-            unhealthy: BTreeSet::new(),
+            excluded: BTreeSet::new(),
         };
         let settings = BuildSettings {
             labels: &d,
@@ -648,7 +650,7 @@ pub(crate) mod tests {
             tasks: vec![task("t1", "s1", 1, "a", "10.201.1.5")],
             networks: networks(&[("a", "shop_front", false)]),
             own: own(&["a"]),
-            unhealthy: BTreeSet::new(),
+            excluded: BTreeSet::new(),
         };
         let built = build(
             &state,
@@ -685,7 +687,7 @@ pub(crate) mod tests {
             ],
             networks: networks(&[("net", "traefik-net", false)]),
             own: own(&["net"]),
-            unhealthy: BTreeSet::new(),
+            excluded: BTreeSet::new(),
         };
         let settings = BuildSettings {
             labels: &d,
@@ -729,7 +731,7 @@ pub(crate) mod tests {
             tasks: vec![task("t1", "s1", 1, "net", "10.201.1.5")],
             networks: networks(&[("net", "n", false)]),
             own: own(&["net"]),
-            unhealthy: BTreeSet::new(),
+            excluded: BTreeSet::new(),
         };
         let built = build(
             &state,
@@ -760,7 +762,7 @@ pub(crate) mod tests {
             ],
             networks: networks(&[("net", "traefik-net", false)]),
             own: own(&["net"]),
-            unhealthy: BTreeSet::new(),
+            excluded: BTreeSet::new(),
         };
         let built = build(
             &state,
