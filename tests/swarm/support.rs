@@ -72,9 +72,10 @@ pub fn docker_ok(args: &[&str]) -> String {
 fn preflight() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).unwrap_or_else(|e| {
-            panic!("docker is not available ({e}); run scripts/e2e-swarm.sh, which sets it up")
-        });
+        let state =
+            docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).unwrap_or_else(|e| {
+                panic!("docker is not available ({e}); run scripts/e2e-swarm.sh, which sets it up")
+            });
         assert_eq!(
             state, "active",
             "this engine is not in a swarm; run scripts/swarm-setup.sh"
@@ -120,7 +121,11 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` every `every` until it returns `Some`, or `within` passes.
-pub fn wait_for<T>(within: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(
+    within: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
@@ -179,7 +184,8 @@ pub fn get_timeout(port: u16, host: &str, path: &str, timeout: Duration) -> Resu
     s.set_read_timeout(Some(timeout)).ok();
     s.set_write_timeout(Some(timeout)).ok();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
     parse_response(&raw)
@@ -329,12 +335,14 @@ impl Env {
     /// Starts escale as a swarm service, as a production setup would, and
     /// waits until its published port answers.
     pub fn start_proxy(&mut self, args: &[&str]) {
-        self.start_proxy_image(&escale_image(), args, "80");
+        self.start_proxy_with(&[], args);
     }
 
-    pub fn start_proxy_image(&mut self, image: &str, args: &[&str], target_port: &str) {
+    /// Like [`Env::start_proxy`], with extra `docker service create` options.
+    pub fn start_proxy_with(&mut self, options: &[&str], args: &[&str]) {
         self.port = free_port();
-        let publish = format!("mode=host,published={},target={target_port}", self.port);
+        let image = escale_image();
+        let publish = format!("mode=host,published={},target=80", self.port);
         let mut cmd: Vec<String> = [
             "service",
             "create",
@@ -351,11 +359,12 @@ impl Env {
             &self.network,
             "--env",
             "ESCALE_LOG=info,escale::provider=debug",
-            image,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        cmd.extend(options.iter().map(|s| s.to_string()));
+        cmd.push(image);
         cmd.extend(args.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
         docker_ok(&refs);
@@ -516,7 +525,10 @@ impl Drop for Env {
 
 /// Labels by name, for tests that build them in a loop.
 pub fn labels_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 pub fn median(mut v: Vec<Duration>) -> Duration {
@@ -533,8 +545,8 @@ pub type Labels = BTreeMap<String, String>;
 // ---------------------------------------------------------------- Load
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A bounded background load: `workers` threads sending sequential GETs
 /// until stopped, `max_time` passes or `max_requests` were sent.
@@ -612,7 +624,11 @@ impl Load {
         LoadResult {
             ok: self.ok.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            errors: self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            errors: self
+                .errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -624,4 +640,84 @@ pub fn wait_update_completed(service: &str, within: Duration) -> bool {
         (s["UpdateStatus"]["State"] == "completed").then_some(())
     })
     .is_some()
+}
+
+// ---------------------------------------------------------------- Socket relay
+
+use std::os::unix::net::UnixListener;
+
+/// A relay from `<dir>/docker.sock` to the real Docker socket. Stopping it
+/// cuts every connection through it (the event stream included) and removes
+/// the socket: to the proxy behind it, Docker is unreachable, while the
+/// daemon and every container go on running.
+pub struct SocketRelay {
+    pub dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<UnixStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SocketRelay {
+    pub fn start(dir: PathBuf) -> SocketRelay {
+        std::fs::create_dir_all(&dir).expect("relay dir");
+        let path = dir.join("docker.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind relay socket");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, conns2) = (stop.clone(), conns.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(upstream) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let mut list = conns2.lock().unwrap_or_else(|e| e.into_inner());
+                for (from, to) in [(&client, &upstream), (&upstream, &client)] {
+                    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                list.push(client);
+                list.push(upstream);
+            }
+        });
+        SocketRelay {
+            dir,
+            stop,
+            conns,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(self.dir.join("docker.sock"));
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for SocketRelay {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
