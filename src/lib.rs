@@ -8,10 +8,16 @@
 //! - [`provider`]: sources of dynamic configuration (file, swarm) and their snapshots.
 //! - [`routing`]: compiles the model into an immutable, host-indexed `RouteTable`.
 //! - [`balance`]: load balancers and per-server state.
-//! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification.
+//! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification, access log.
+//! - [`app`]: assembles providers, the config pipeline and entrypoints; graceful shutdown.
+//! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
+//! - [`telemetry`]: application and access logs from the static configuration.
+//! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
 
+pub mod admin;
 pub mod app;
 pub mod balance;
+pub mod check;
 pub mod config;
 pub mod labels;
 pub mod middleware;
@@ -19,3 +25,5 @@ pub mod provider;
 pub mod proxy;
 pub mod routing;
 pub mod rules;
+pub mod telemetry;
+pub mod tls;

@@ -1,133 +1,167 @@
-//! The `escale` command line (TEMPORARY minimal flag parsing).
+//! The `escale` command line. With no subcommand it runs the proxy, as
+//! `traefik` does; flags, configuration file and environment variables use
+//! Traefik's static configuration keys.
 
-use std::time::Duration;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-use escale::app::{self, AppConfig, EntrypointSpec, Extensions};
-use escale::provider::file::FileSource;
-use escale::provider::swarm::SwarmConfig;
-use escale::proxy::server::ServerTimeouts;
+use escale::app::{self, AppConfig, Extensions};
+use escale::config::static_config::{self, Loaded, SearchPaths};
+use escale::proxy::access_log::AccessLog;
+use escale::telemetry;
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ESCALE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let mut config = AppConfig::default();
-    let mut watch = false;
-    let mut source = None;
-    for arg in std::env::args().skip(1) {
-        let (k, v) = arg
-            .trim_start_matches("--")
-            .split_once('=')
-            .unwrap_or((&arg, "true"));
-        let k = k.trim_start_matches("--").to_ascii_lowercase();
-        if let Some(name) = k
-            .strip_prefix("entrypoints.")
-            .and_then(|r| r.strip_suffix(".address"))
-        {
-            let addr = if v.starts_with(':') {
-                format!("0.0.0.0{v}")
-            } else {
-                v.to_string()
-            };
-            config.entrypoints.push(EntrypointSpec {
-                name: name.to_string(),
-                address: addr.parse()?,
-                forwarded: Default::default(),
-                timeouts: ServerTimeouts::default(),
-                accept_grace: Duration::ZERO,
-                as_default: false,
-            });
-        } else if k == "providers.file.filename" {
-            source = Some(FileSource::File(v.into()));
-        } else if k == "providers.file.directory" {
-            source = Some(FileSource::Directory(v.into()));
-        } else if k == "providers.file.watch" {
-            watch = v == "true";
-        } else if let Some(key) = k
-            .strip_prefix("providers.swarm")
-            .map(|r| ("v3", r))
-            .or_else(|| k.strip_prefix("docker").map(|r| ("v1", r)))
-        {
-            swarm_flag(&mut config, key, v)?;
-        } else {
-            anyhow::bail!("unknown flag {arg}");
+const HELP: &str = "\
+escale: an edge reverse proxy for Docker Swarm, a drop-in for Traefik
+
+Usage:
+  escale [--key=value ...]        run the proxy
+  escale check [--key=value ...]  validate the configuration; exit 1 on any error
+  escale healthcheck [--key=...]  probe /ping on the ping entrypoint (for HEALTHCHECK)
+  escale version                  print the version
+
+Configuration uses Traefik v3 static keys, from flags (--entrypoints.web.address=:80),
+a file (--configFile=traefik.yml, or traefik.toml/yml in /etc/traefik, $XDG_CONFIG_HOME,
+$HOME/.config, .) or environment variables (TRAEFIK_... or ESCALE_...).
+See README.md for the supported keys.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = match args.first().map(String::as_str) {
+        Some(c @ ("version" | "healthcheck" | "check" | "help")) => (c, &args[1..]),
+        Some("--version") => ("version", &args[1..]),
+        Some("--help" | "-h") => ("help", &args[1..]),
+        _ => ("run", &args[..]),
+    };
+    match command {
+        "version" => {
+            println!("escale {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        "help" => {
+            println!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        "healthcheck" => healthcheck(rest),
+        "check" => check(rest),
+        _ => run(rest),
+    }
+}
+
+/// Loads the static configuration, printing every problem on failure.
+fn load_static(args: &[String]) -> Option<Loaded> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    match static_config::load(args, &env, &SearchPaths::standard(&cwd, &env)) {
+        Ok(loaded) => Some(loaded),
+        Err(problems) => {
+            eprintln!(
+                "escale: the static configuration has {} error(s):",
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            None
         }
     }
-    config.file = source.map(|s| (s, watch));
-    if config.entrypoints.is_empty() {
-        // Traefik's default: one `http` entrypoint on :80.
-        config.entrypoints.push(EntrypointSpec {
-            name: "http".into(),
-            address: "0.0.0.0:80".parse()?,
-            forwarded: Default::default(),
-            timeouts: ServerTimeouts::default(),
-            accept_grace: Duration::ZERO,
-            as_default: true,
-        });
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let Some(loaded) = load_static(args) else {
+        return ExitCode::FAILURE;
+    };
+    let _log_guard = match telemetry::init(&loaded.config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("escale: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
     }
-    if let Some(sc) = &config.swarm
-        && let Err(errors) = sc.label_defaults()
-    {
-        anyhow::bail!("swarm provider: {}", errors.join("; "));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), source = ?loaded.source, "starting escale");
+
+    let config = AppConfig::from_static(&loaded.config);
+    if let Some(Err(errors)) = config.swarm.as_ref().map(|s| s.label_defaults()) {
+        for e in errors {
+            tracing::error!("providers.swarm: {e}");
+        }
+        return ExitCode::FAILURE;
     }
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let running = app::start(config, Extensions::default()).await?;
+    let mut ext = Extensions::default();
+    if let Some(al) = &loaded.config.access_log {
+        ext.observers
+            .push(Arc::new(AccessLog::new(telemetry::access_format(
+                al.format,
+            ))));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("escale: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match app::start(config, ext).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
         app::termination_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("signal received: draining");
         running.shutdown().await;
-        Ok(())
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
     })
 }
 
-/// `--providers.swarm.*` (v3) and `--docker.*` (Traefik 1, swarm mode only).
-fn swarm_flag(
-    config: &mut AppConfig,
-    (generation, key): (&str, &str),
-    v: &str,
-) -> anyhow::Result<()> {
-    let base = if generation == "v1" {
-        SwarmConfig::v1()
+fn check(args: &[String]) -> ExitCode {
+    let Some(loaded) = load_static(args) else {
+        return ExitCode::FAILURE;
+    };
+    let mut errors = 0;
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    let swarm = AppConfig::from_static(&loaded.config).swarm;
+    if let Some(Err(problems)) = swarm.as_ref().map(|s| s.label_defaults()) {
+        for p in problems {
+            println!("error: providers.swarm: {p}");
+            errors += 1;
+        }
+    }
+    let report = escale::check::check_dynamic(&loaded.config);
+    for issue in &report {
+        println!("{issue}");
+        if issue.severity == escale::provider::Severity::Error {
+            errors += 1;
+        }
+    }
+    if errors > 0 {
+        println!("{errors} error(s)");
+        ExitCode::FAILURE
     } else {
-        SwarmConfig::default()
-    };
-    let bool_value = || -> anyhow::Result<bool> {
-        match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => anyhow::bail!("--{key}: `{v}` is not a boolean"),
-        }
-    };
-    if key.is_empty() || key == ".swarmmode" {
-        if bool_value()? {
-            config.swarm.get_or_insert(base);
-        }
-        return Ok(());
+        println!("configuration OK");
+        ExitCode::SUCCESS
     }
-    let sc = config.swarm.get_or_insert(base);
-    match key {
-        ".endpoint" => sc.endpoint = v.to_string(),
-        ".network" => sc.network = Some(v.to_string()).filter(|s| !s.is_empty()),
-        ".exposedbydefault" => sc.exposed_by_default = bool_value()?,
-        ".constraints" if generation == "v3" => sc.constraints = Some(v.to_string()),
-        ".defaultrule" if generation == "v3" => sc.default_rule = v.to_string(),
-        ".domain" if generation == "v1" => sc.domain = Some(v.to_string()),
-        ".watch" => sc.watch = bool_value()?,
-        ".refreshseconds" | ".swarmmoderefreshseconds" => {
-            let d = escale::config::duration::GoDuration::parse(v)?;
-            sc.refresh = d.0.max(Duration::from_secs(1));
+}
+
+fn healthcheck(args: &[String]) -> ExitCode {
+    let Some(loaded) = load_static(args) else {
+        return ExitCode::FAILURE;
+    };
+    match escale::check::probe_ping(&loaded.config) {
+        Ok(()) => {
+            println!("OK: /ping answered 200");
+            ExitCode::SUCCESS
         }
-        _ => anyhow::bail!(
-            "unknown flag --{}{key}",
-            if generation == "v1" {
-                "docker"
-            } else {
-                "providers.swarm"
-            }
-        ),
+        Err(e) => {
+            eprintln!("healthcheck failed: {e}");
+            ExitCode::FAILURE
+        }
     }
-    Ok(())
 }

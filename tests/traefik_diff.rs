@@ -331,20 +331,19 @@ async fn same_answers_as_traefik() {
     let escale_base = format!("http://{}", esc.web);
     for base in [&traefik_base, &escale_base] {
         let url = format!("{base}/");
-        eventually("proxy ready", Duration::from_secs(10), || async {
-            request("GET", &url, &[("host", "a.test")], "")
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
-        .await;
+        wait_status("proxy ready", &url, "a.test", 200, Duration::from_secs(10)).await;
     }
 
     let cases = cases();
     assert!(cases.len() >= 30);
     let mut differences = Vec::new();
+    let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
     for c in &cases {
         let t = observe(&traefik_base, c).await;
+        reached_backend += usize::from(t.backend.is_some());
+        prefixed += usize::from(t.forwarded_prefix.is_some());
+        redirected += usize::from(t.location.is_some());
+        refused += usize::from(t.status == 401 || t.status == 404);
         let mut e = observe(&escale_base, c).await;
         // Redirect targets carry each proxy's own port in the Host they echo.
         if let (Some(tl), Some(el)) = (&t.location, &mut e.location) {
@@ -358,6 +357,17 @@ async fn same_answers_as_traefik() {
             ));
         }
     }
+    // The comparison must cover real routing, not only error pages.
+    assert!(
+        reached_backend >= 25,
+        "{reached_backend} requests reached a backend"
+    );
+    assert!(
+        prefixed >= 3,
+        "{prefixed} requests carried X-Forwarded-Prefix"
+    );
+    assert!(redirected >= 3, "{redirected} redirects");
+    assert!(refused >= 3, "{refused} 401/404 answers");
     assert!(
         differences.is_empty(),
         "{} of {} requests differ:\n{}",

@@ -4,4 +4,6 @@
 pub mod duration;
 pub mod dynamic;
 pub mod file_format;
+pub mod static_config;
+pub mod traefik_keys;
 pub mod tree;

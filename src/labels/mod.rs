@@ -136,6 +136,7 @@ impl LabelsOutcome {
                         slot: e.slot,
                         swarm_service: Some(swarm_service.to_string()),
                     }),
+                    ..Server::default()
                 })
                 .collect();
         }

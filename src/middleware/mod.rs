@@ -4,6 +4,12 @@
 //! A middleware sees the request head before it is forwarded and may answer
 //! in place (a redirect, a 401). It may then adjust the response head on the
 //! way back. Middlewares never touch bodies, so streaming stays intact.
+//!
+//! [`build`] turns a named `dynamic::Middleware` into layers (a chain into
+//! its members' layers). The layers follow Traefik v3 to the byte where
+//! clients can see it, which means following Go: `gourl` mirrors how
+//! `net/url` keeps, cleans and re-encodes paths and `Location`s, and
+//! `goregex` gives regexes and `$1` replacements Go's meaning.
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -51,38 +57,75 @@ pub trait Layer: Send + Sync + Debug {
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
 }
 
-// TEMPORARY stubs until the middleware module lands.
-use std::sync::Arc;
+mod add_prefix;
+mod basic_auth;
+mod build;
+mod goregex;
+mod gourl;
+mod headers;
+mod htpasswd;
+mod redirect;
+mod replace_path;
+mod replace_path_regex;
+mod reqhead;
+mod strip_prefix;
+mod strip_prefix_regex;
 
-use crate::config::dynamic::Middleware;
+pub use add_prefix::AddPrefix;
+pub use basic_auth::BasicAuth;
+pub use build::{Lookup, build, build_list};
+pub use headers::{Headers, NoXForwardedFor};
+pub use redirect::{RedirectRegex, RedirectScheme};
+pub use replace_path::ReplacePath;
+pub use replace_path_regex::ReplacePathRegex;
+pub use strip_prefix::StripPrefix;
+pub use strip_prefix_regex::StripPrefixRegex;
 
-#[derive(Debug, thiserror::Error)]
-#[error("middleware {middleware}: {message}")]
+/// A middleware that cannot be built, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("middleware `{middleware}`: {message}")]
 pub struct MiddlewareError {
+    /// The qualified name (`auth@file`) of the middleware at fault.
     pub middleware: String,
     pub message: String,
 }
 
-pub trait Lookup {
-    fn get(&self, qualified_name: &str) -> Option<&Middleware>;
-    fn qualify(&self, name: &str, current_provider: &str) -> String;
+impl MiddlewareError {
+    pub fn new(middleware: &str, message: impl Into<String>) -> Self {
+        MiddlewareError {
+            middleware: middleware.to_owned(),
+            message: message.into(),
+        }
+    }
 }
 
+/// Qualifies a reference the way Traefik does: `name@provider` is kept, a
+/// bare `name` belongs to the provider of the object that references it.
 pub fn qualify(name: &str, provider: &str) -> String {
-    if name.contains('@') {
-        name.to_string()
+    if name.contains('@') || provider.is_empty() {
+        name.to_owned()
     } else {
         format!("{name}@{provider}")
     }
 }
 
-pub fn build(
-    qualified_name: &str,
-    _mw: &Middleware,
-    _lookup: &dyn Lookup,
-) -> Result<Vec<Arc<dyn Layer>>, MiddlewareError> {
-    Err(MiddlewareError {
-        middleware: qualified_name.to_string(),
-        message: "not built yet".into(),
-    })
+/// The provider part of a qualified name (`file` in `auth@file`).
+pub fn provider_of(qualified_name: &str) -> Option<&str> {
+    // Traefik takes the second `@`-separated part, even if more follow.
+    qualified_name.split('@').nth(1)
+}
+
+#[cfg(test)]
+mod names_tests {
+    use super::*;
+
+    #[test]
+    fn qualify_keeps_qualified_names() {
+        assert_eq!(qualify("auth", "file"), "auth@file");
+        assert_eq!(qualify("auth@docker", "file"), "auth@docker");
+        assert_eq!(qualify("auth", ""), "auth");
+        assert_eq!(provider_of("auth@file"), Some("file"));
+        assert_eq!(provider_of("auth"), None);
+        assert_eq!(provider_of("a@b@c"), Some("b"));
+    }
 }

@@ -12,22 +12,17 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::{ConfigIssue, ProviderHandle, Snapshot};
-use crate::config::dynamic::DynamicConfig;
-use crate::config::file_format;
+use crate::config::file_format::{self, ParsedFile};
 
 pub const PROVIDER: &str = "file";
 
-#[derive(Debug, Clone)]
-pub enum FileSource {
-    File(PathBuf),
-    Directory(PathBuf),
-}
+pub use crate::config::static_config::FileSource;
 
 impl FileSource {
     fn watch_root(&self) -> PathBuf {
         match self {
             // Editors replace files by renaming over them: watch the parent.
-            FileSource::File(p) => p
+            FileSource::Filename(p) => p
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(Path::to_path_buf)
@@ -38,124 +33,85 @@ impl FileSource {
 
     fn files(&self) -> Result<Vec<PathBuf>, std::io::Error> {
         match self {
-            FileSource::File(p) => Ok(vec![p.clone()]),
+            FileSource::Filename(p) => Ok(vec![p.clone()]),
             FileSource::Directory(d) => {
-                let mut files: Vec<PathBuf> = std::fs::read_dir(d)?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| is_config_file(p))
-                    .collect();
-                files.sort();
+                let mut files = Vec::new();
+                file_format::collect_files(d, &mut files)?;
                 Ok(files)
             }
         }
     }
-}
 
-fn is_config_file(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("toml" | "yml" | "yaml")
-    )
-}
-
-/// Reads every file once: the merged configuration and the issues, keeping
-/// each broken file's last good content from `last_good`.
-pub fn load(source: &FileSource, last_good: &mut BTreeMap<PathBuf, DynamicConfig>) -> Snapshot {
-    let mut issues = Vec::new();
-    let files = match source.files() {
-        Ok(f) => f,
-        Err(e) => {
-            let dir = match source {
-                FileSource::Directory(d) | FileSource::File(d) => d.display().to_string(),
-            };
-            issues.push(ConfigIssue::error(
-                PROVIDER,
-                format!("file {dir}"),
-                format!("cannot read: {e}"),
-            ));
-            return merge(last_good, issues);
-        }
-    };
-    last_good.retain(|p, _| files.contains(p));
-    for path in &files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                issues.push(ConfigIssue::error(
-                    PROVIDER,
-                    format!("file {}", path.display()),
-                    format!("cannot read: {e}"),
-                ));
-                continue;
-            }
-        };
-        match file_format::parse_dynamic_file(path, &text) {
-            Ok((config, warnings)) => {
-                issues.extend(warnings);
-                last_good.insert(path.clone(), config);
-            }
-            Err(errors) => {
-                let kept = last_good.contains_key(path);
-                for mut e in errors {
-                    if kept {
-                        e.message
-                            .push_str(" (keeping the last good version of this file)");
-                    }
-                    issues.push(e);
-                }
-            }
+    fn path(&self) -> &Path {
+        match self {
+            FileSource::Filename(p) | FileSource::Directory(p) => p,
         }
     }
-    merge(last_good, issues)
 }
 
-fn merge(files: &BTreeMap<PathBuf, DynamicConfig>, mut issues: Vec<ConfigIssue>) -> Snapshot {
-    let mut config = DynamicConfig::default();
-    let mut owner: BTreeMap<(u8, String), PathBuf> = BTreeMap::new();
-    for (path, c) in files {
-        let mut claim = |kind: u8, label: &str, name: &String| -> bool {
-            match owner.get(&(kind, name.clone())) {
-                Some(first) => {
-                    issues.push(
-                        ConfigIssue::error(
+impl From<file_format::Issue> for ConfigIssue {
+    fn from(i: file_format::Issue) -> Self {
+        let mut source = format!("file {}", i.file.display());
+        if let Some(line) = i.line {
+            source.push_str(&format!(":{line}"));
+        }
+        ConfigIssue {
+            severity: i.severity,
+            provider: PROVIDER.to_string(),
+            source,
+            object: None,
+            key: i.key,
+            message: i.message,
+        }
+    }
+}
+
+/// Reads every file once: the merged configuration and the issues. A file
+/// that no longer parses keeps its last good content from `last_good`.
+pub fn load(source: &FileSource, last_good: &mut BTreeMap<PathBuf, ParsedFile>) -> Snapshot {
+    let mut issues: Vec<ConfigIssue> = Vec::new();
+    match source.files() {
+        Ok(files) => {
+            last_good.retain(|p, _| files.contains(p));
+            for path in files {
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        issues.push(ConfigIssue::error(
                             PROVIDER,
                             format!("file {}", path.display()),
-                            format!("{label} \"{name}\" is also defined in {}; the first definition is used", first.display()),
-                        )
-                        .with_object(format!("{name}@file")),
-                    );
-                    false
+                            format!("cannot read: {e}"),
+                        ));
+                        continue;
+                    }
+                };
+                match file_format::parse_dynamic_file(&path, &text) {
+                    Ok((config, file_issues)) => {
+                        issues.extend(file_issues.into_iter().map(ConfigIssue::from));
+                        last_good.insert(path.clone(), ParsedFile { path, text, config });
+                    }
+                    Err(errors) => {
+                        let kept = last_good.contains_key(&path);
+                        for e in errors {
+                            let mut e = ConfigIssue::from(e);
+                            if kept {
+                                e.message
+                                    .push_str(" (keeping the last good version of this file)");
+                            }
+                            issues.push(e);
+                        }
+                    }
                 }
-                None => {
-                    owner.insert((kind, name.clone()), path.clone());
-                    true
-                }
-            }
-        };
-        for (name, v) in &c.http.routers {
-            if claim(0, "router", name) {
-                config.http.routers.insert(name.clone(), v.clone());
             }
         }
-        for (name, v) in &c.http.services {
-            if claim(1, "service", name) {
-                config.http.services.insert(name.clone(), v.clone());
-            }
-        }
-        for (name, v) in &c.http.middlewares {
-            if claim(2, "middleware", name) {
-                config.http.middlewares.insert(name.clone(), v.clone());
-            }
-        }
-        for (name, v) in &c.http.servers_transports {
-            if claim(3, "serversTransport", name) {
-                config
-                    .http
-                    .servers_transports
-                    .insert(name.clone(), v.clone());
-            }
-        }
+        Err(e) => issues.push(ConfigIssue::error(
+            PROVIDER,
+            format!("file {}", source.path().display()),
+            format!("cannot read: {e}"),
+        )),
     }
+    let (config, merge_issues) = file_format::merge_files(last_good.values());
+    issues.extend(merge_issues.into_iter().map(ConfigIssue::from));
     Snapshot { config, issues }
 }
 

@@ -12,18 +12,15 @@ use hyper_util::rt::TokioIo;
 
 use super::body::{Body, ExchangeGuard};
 use super::error::ProxyError;
-use super::headers::{self, ForwardedFacts, ForwardedPolicy};
+use super::headers;
 use super::pool::Sender;
 use crate::balance::ServerState;
+use crate::middleware::NoXForwardedFor;
 use crate::routing::ServiceRuntime;
 
 /// Facts about the client side the forwarder needs.
-pub struct ClientSide<'a> {
+pub struct ClientSide {
     pub client_ip: IpAddr,
-    pub scheme: &'static str,
-    pub policy: &'a ForwardedPolicy,
-    pub default_port: u16,
-    pub server_name: &'a HeaderValue,
 }
 
 /// The outcome of a forward attempt, with the server it went to (if any),
@@ -37,8 +34,7 @@ pub async fn forward(
     service: &ServiceRuntime,
     mut parts: request::Parts,
     body: Body,
-    client: &ClientSide<'_>,
-    extra_guards: Vec<Box<dyn std::any::Any + Send + Sync>>,
+    client: &ClientSide,
 ) -> Forwarded {
     let upgrade = headers::upgrade_protocol(&parts.headers).cloned();
     let client_upgrade = upgrade
@@ -55,21 +51,10 @@ pub async fn forward(
         .and_then(|s| s.find(&parts.headers, service.balancer.servers()));
 
     headers::remove_hop_by_hop(&mut parts.headers);
-    let websocket = upgrade
-        .as_ref()
-        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    headers::apply_forwarded(
-        &mut parts.headers,
-        client.policy,
-        &ForwardedFacts {
-            client_ip: client.client_ip,
-            scheme: client.scheme,
-            websocket,
-            host: original_host.as_ref().and_then(|h| h.to_str().ok()),
-            default_port: client.default_port,
-            server_name: client.server_name,
-        },
-    );
+    // A headers middleware may ask for no X-Forwarded-For at all.
+    if parts.extensions.get::<NoXForwardedFor>().is_none() {
+        headers::append_forwarded_for(&mut parts.headers, client.client_ip);
+    }
     if let Some(proto) = &upgrade {
         parts
             .headers
@@ -172,7 +157,7 @@ pub async fn forward(
         let mut guard = ExchangeGuard {
             in_flight: Some(in_flight),
             conn: None,
-            extra: extra_guards,
+            extra: Vec::new(),
         };
         if let Sender::Http1(s) = sender {
             guard.conn = Some((s, config.max_idle_conns_per_host));

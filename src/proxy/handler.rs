@@ -17,20 +17,17 @@ use hyper::body::Incoming;
 use super::body::Body;
 use super::error::ProxyError;
 use super::forward::{self, ClientSide};
-use super::headers::{self, ForwardedPolicy};
+use super::headers::{self, ForwardedFacts, ForwardedPolicy};
 use super::observe::{Exchange, Observer, Protocol};
 use crate::middleware::{Flow, RequestCtx};
 use crate::routing::{RouteTable, Target};
-use crate::rules::RequestInfo;
+use crate::rules::{self, RequestInfo};
 
 /// Settings of one entrypoint that the request path needs.
 #[derive(Debug, Clone)]
 pub struct EntrypointInfo {
     pub name: Arc<str>,
     pub forwarded: ForwardedPolicy,
-    /// `http` or `https`.
-    pub scheme: &'static str,
-    pub default_port: u16,
 }
 
 /// What an internal service (`api@internal`, `ping@internal`, ...) needs.
@@ -67,32 +64,55 @@ impl Proxy {
         &self,
         ep: &EntrypointInfo,
         remote: SocketAddr,
+        tls: bool,
         req: Request<Incoming>,
     ) -> Response<Body> {
         let started = Instant::now();
+        let scheme = if tls { "https" } else { "http" };
         let started_at = SystemTime::now();
         let client_ip = remote.ip();
         let table = self.table.load();
 
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let raw_host = forward::request_host(&parts);
         let host_str = raw_host
             .as_ref()
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        let host = lowercase(headers::strip_port(host_str));
+        let host = lowercase(rules::trim_host_dot(headers::strip_port(host_str)));
         let protocol = protocol_of(&parts);
-
-        let route = table.entrypoint(&ep.name).and_then(|routes| {
-            routes.find(&RequestInfo {
-                host: &host,
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                method: &parts.method,
-                headers: &parts.headers,
+        headers::apply_forwarded(
+            &mut parts.headers,
+            &ep.forwarded,
+            &ForwardedFacts {
                 client_ip,
-            })
+                scheme,
+                websocket: protocol == Protocol::Websocket,
+                host: Some(host_str).filter(|h| !h.is_empty()),
+                default_port: if tls { 443 } else { 80 },
+                server_name: &self.server_name,
+            },
+        );
+
+        // Traefik routes on the path with unreserved escapes decoded; a
+        // malformed escape is the client's error.
+        let Some(path) = rules::routing_path(parts.uri.path()) else {
+            return ProxyError::BadRequest("malformed percent-encoding in path".into()).response();
+        };
+        let route = table.entrypoint(&ep.name).and_then(|routes| {
+            routes.find(
+                &RequestInfo {
+                    host: &host,
+                    path: &path,
+                    query: parts.uri.query(),
+                    method: &parts.method,
+                    headers: &parts.headers,
+                    client_ip,
+                },
+                tls,
+            )
         });
+        drop(path);
 
         let mut record = Record {
             router: None,
@@ -112,7 +132,7 @@ impl Proxy {
             Some(route) => {
                 record.router = Some(route.name.clone());
                 let mut parts = parts;
-                let mut ctx = RequestCtx::new(client_ip, ep.scheme);
+                let mut ctx = RequestCtx::new(client_ip, scheme);
                 let mut early: Option<(usize, Response<Body>)> = None;
                 for (i, layer) in route.layers.iter().enumerate() {
                     if let Flow::Respond(res) = layer.on_request(&mut parts, &mut ctx) {
@@ -137,21 +157,10 @@ impl Proxy {
                             }
                             Target::Service(service) => {
                                 record.service = Some(service.name.clone());
-                                let client = ClientSide {
-                                    client_ip,
-                                    scheme: ep.scheme,
-                                    policy: &ep.forwarded,
-                                    default_port: ep.default_port,
-                                    server_name: &self.server_name,
-                                };
-                                let out = forward::forward(
-                                    service,
-                                    parts,
-                                    Body::from(body),
-                                    &client,
-                                    std::mem::take(&mut ctx.guards),
-                                )
-                                .await;
+                                let client = ClientSide { client_ip };
+                                let out =
+                                    forward::forward(service, parts, Body::from(body), &client)
+                                        .await;
                                 record.server = out.server;
                                 match out.result {
                                     Ok(res) => res,
@@ -172,9 +181,14 @@ impl Proxy {
                         (route.layers.len(), res)
                     }
                 };
-                let (mut res_parts, res_body) = res.into_parts();
+                let (mut res_parts, mut res_body) = res.into_parts();
                 for layer in route.layers[..ran].iter().rev() {
                     layer.on_response(&mut res_parts, &ctx);
+                }
+                // Middleware guards (in-flight permits, ...) live as long as
+                // the response body streams.
+                if let Body::Upstream(_, guard) = &mut res_body {
+                    guard.extra.append(&mut ctx.guards);
                 }
                 Response::from_parts(res_parts, res_body)
             }

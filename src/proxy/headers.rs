@@ -106,22 +106,15 @@ pub struct ForwardedFacts<'a> {
     pub server_name: &'a HeaderValue,
 }
 
-/// Sets the `X-Forwarded-*` headers. Values from an untrusted client are
-/// dropped first, so a visitor cannot forge its address.
+/// Sets the `X-Forwarded-*` headers at the entrypoint, before routing and
+/// middlewares (as Traefik does). Values from an untrusted client are dropped
+/// first, so a visitor cannot forge its address or scheme.
+/// `X-Forwarded-For` gets the client appended later, when forwarding.
 pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts: &ForwardedFacts) {
     if !policy.trusts(facts.client_ip) {
         for name in FORWARDED_FAMILY {
             headers.remove(*name);
         }
-    }
-    let client_ip = facts.client_ip.to_string();
-    // Append our client to the chain, as Go's ReverseProxy does.
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {client_ip}"),
-        _ => client_ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         let proto = match (facts.websocket, facts.scheme) {
@@ -145,9 +138,21 @@ pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts:
     }
     headers.insert(X_FORWARDED_SERVER.clone(), facts.server_name.clone());
     if !headers.contains_key(&X_REAL_IP)
-        && let Ok(v) = HeaderValue::from_str(&client_ip)
+        && let Ok(v) = HeaderValue::from_str(&facts.client_ip.to_string())
     {
         headers.insert(X_REAL_IP.clone(), v);
+    }
+}
+
+/// Appends the client to `X-Forwarded-For`, as Go's ReverseProxy does.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client_ip: IpAddr) {
+    let client_ip = client_ip.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {client_ip}"),
+        _ => client_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
 }
 
@@ -212,6 +217,8 @@ mod tests {
             server_name: &server,
         };
         apply_forwarded(&mut h, &ForwardedPolicy::default(), &f);
+        assert!(!h.contains_key(&X_FORWARDED_FOR));
+        append_forwarded_for(&mut h, f.client_ip);
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_REAL_IP], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
@@ -242,6 +249,7 @@ mod tests {
             server_name: &server,
         };
         apply_forwarded(&mut h, &policy, &f);
+        append_forwarded_for(&mut h, f.client_ip);
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.2");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_PORT], "80");

@@ -1,12 +1,53 @@
-//! TEMPORARY stub of the rules API (replaced by the real grammar module).
-use crate::config::dynamic::Middleware;
-pub use crate::config::dynamic::RuleSyntax;
+//! Router rule grammars and matchers.
+//!
+//! Three syntaxes are understood, all compiled into the same [`Expr`] tree:
+//!
+//! - **v3** (Traefik v3, the default): `Host(`a.com`) && (PathPrefix(`/api`) || !Method(`GET`))`.
+//! - **v2** (`ruleSyntax: v2`): the same expression grammar with Traefik v2's matchers, which take
+//!   several values (`Host(`a`, `b`)` means either host) and gorilla/mux templates
+//!   (`HostRegexp(`{sub:[a-z]+}.example.com`)`).
+//! - **v1** (Traefik 1.7 frontend rules): `Host:a.com,b.com;PathPrefixStrip:/api`, where `;` is AND
+//!   and `,` is OR. Its modifiers (`PathPrefixStrip`, `AddPrefix`, ...) come back as
+//!   [`ParsedRule::modifiers`], which the caller turns into middlewares with
+//!   [`Modifier::to_middleware`].
+//!
+//! Parsing is done once, when the route table is compiled; [`Expr::matches`] is the hot path and
+//! compares in place, with regexes precompiled and hosts lowercased up front.
 
+mod error;
+mod expression;
+mod go_regex;
+mod host_keys;
+mod lexer;
+mod matcher;
+mod modifier;
+mod template;
+mod v1;
+mod v2;
+mod v3;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+pub use crate::config::dynamic::RuleSyntax;
+pub use error::RuleError;
+pub use host_keys::HostKeys;
+pub use matcher::Matcher;
+pub use modifier::Modifier;
+
+/// A rule, parsed and compiled.
 #[derive(Debug, Clone)]
 pub struct ParsedRule {
     pub expr: Expr,
+    /// Path modifiers of a v1 rule, in the order v1 applies them to a request. Empty for v2/v3.
     pub modifiers: Vec<Modifier>,
 }
+
+/// A boolean combination of matchers.
 #[derive(Debug, Clone)]
 pub enum Expr {
     And(Box<Expr>, Box<Expr>),
@@ -14,97 +55,149 @@ pub enum Expr {
     Not(Box<Expr>),
     Match(Matcher),
 }
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    Host(String),
-    PathPrefix(String),
-}
+
+/// What the matchers look at. Built by the proxy once per request.
+#[derive(Debug, Clone, Copy)]
 pub struct RequestInfo<'a> {
+    /// The request host, lowercase, without its port.
     pub host: &'a str,
+    /// The routing path: see [`routing_path`].
     pub path: &'a str,
+    /// The raw (still percent-encoded) query string, without the `?`.
     pub query: Option<&'a str>,
     pub method: &'a http::Method,
     pub headers: &'a http::HeaderMap,
-    pub client_ip: std::net::IpAddr,
+    /// The peer address of the connection (never taken from `X-Forwarded-For`).
+    pub client_ip: IpAddr,
 }
-#[derive(Debug, Clone)]
-pub enum HostKeys {
-    Exact(Vec<String>),
-    Wildcard(Vec<String>),
-    Mixed {
-        exact: Vec<String>,
-        wildcard: Vec<String>,
-    },
-    Any,
-}
-#[derive(Debug, Clone)]
-pub enum Modifier {
-    StripPrefix(Vec<String>),
-}
-impl Modifier {
-    pub fn to_middleware(&self) -> Middleware {
-        Middleware::default()
+
+/// Parses `rule` in the given syntax.
+pub fn parse(rule: &str, syntax: RuleSyntax) -> Result<ParsedRule, RuleError> {
+    match syntax {
+        RuleSyntax::V1 => v1::parse(rule),
+        RuleSyntax::V2 => Ok(ParsedRule {
+            expr: expression::parse(rule, &v2::GRAMMAR)?,
+            modifiers: Vec::new(),
+        }),
+        RuleSyntax::V3 => Ok(ParsedRule {
+            expr: expression::parse(rule, &v3::GRAMMAR)?,
+            modifiers: Vec::new(),
+        }),
     }
 }
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid rule `{rule}`: {message} at position {position}")]
-pub struct RuleError {
-    pub rule: String,
-    pub position: usize,
-    pub message: String,
+
+/// The priority Traefik gives a router without an explicit one: its rule's length in bytes.
+pub fn default_priority(rule: &str) -> i64 {
+    i64::try_from(rule.len()).unwrap_or(i64::MAX)
 }
+
+/// Compiles a regex written in Go's syntax, as Traefik configurations hold them (rule
+/// matchers, and the stripPrefixRegex / replacePathRegex middlewares).
+pub fn compile_go_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&go_regex::translate(pattern))
+}
+
+/// Removes one trailing dot from a host, as the Host matchers do before comparing, so
+/// `example.com.` finds the routes of `example.com` in a host index built from [`HostKeys`].
+pub fn trim_host_dot(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// The path Traefik v3 routes on: the escaped request path with percent-encoded *unreserved*
+/// characters decoded (`/foo%20bar` is matched by `PathPrefix(`/foo bar`)`), while encoded
+/// reserved characters such as `%2F` stay encoded so they cannot change the path's structure.
+/// Returns `None` for a malformed percent-encoding, which Traefik answers with 400.
+pub fn routing_path(escaped_path: &str) -> Option<Cow<'_, str>> {
+    if !escaped_path.contains('%') {
+        return Some(Cow::Borrowed(escaped_path));
+    }
+    let bytes = escaped_path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hi = hex_value(*bytes.get(i + 1)?)?;
+        let lo = hex_value(*bytes.get(i + 2)?)?;
+        let decoded = hi << 4 | lo;
+        if is_reserved(decoded) {
+            // Keep the original spelling: `%2f` and `%2F` are left as the client sent them.
+            out.extend_from_slice(&bytes[i..i + 3]);
+        } else {
+            out.push(decoded);
+        }
+        i += 3;
+    }
+    Some(match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    })
+}
+
+/// RFC 3986 gen-delims and sub-delims, plus `%` itself (Traefik's `reservedCharacters`).
+fn is_reserved(b: u8) -> bool {
+    matches!(
+        b,
+        b':' | b'/'
+            | b'?'
+            | b'#'
+            | b'['
+            | b']'
+            | b'@'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
+            | b'%'
+    )
+}
+
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 impl Expr {
-    pub fn matches(&self, req: &RequestInfo) -> bool {
+    /// Whether the request satisfies the rule.
+    pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         match self {
             Expr::And(a, b) => a.matches(req) && b.matches(req),
             Expr::Or(a, b) => a.matches(req) || b.matches(req),
-            Expr::Not(a) => !a.matches(req),
-            Expr::Match(Matcher::Host(h)) => req.host == h,
-            Expr::Match(Matcher::PathPrefix(p)) => req.path.starts_with(p.as_str()),
+            Expr::Not(e) => !e.matches(req),
+            Expr::Match(m) => m.matches(req),
         }
     }
+
+    /// The hosts a matching request can have, for the router's host index.
     pub fn host_keys(&self) -> HostKeys {
-        match self {
-            Expr::Match(Matcher::Host(h)) => HostKeys::Exact(vec![h.clone()]),
-            _ => HostKeys::Any,
-        }
+        host_keys::of(self)
     }
-}
-pub fn parse(rule: &str, _syntax: RuleSyntax) -> Result<ParsedRule, RuleError> {
-    let mut expr: Option<Expr> = None;
-    for part in rule.split("&&") {
-        let part = part.trim();
-        let m = if let Some(v) = part
-            .strip_prefix("Host(`")
-            .and_then(|s| s.strip_suffix("`)"))
-        {
-            Matcher::Host(v.to_lowercase())
-        } else if let Some(v) = part
-            .strip_prefix("PathPrefix(`")
-            .and_then(|s| s.strip_suffix("`)"))
-        {
-            Matcher::PathPrefix(v.to_string())
-        } else {
-            return Err(RuleError {
-                rule: rule.into(),
-                position: 0,
-                message: "stub".into(),
-            });
-        };
-        expr = Some(match expr {
-            None => Expr::Match(m),
-            Some(e) => Expr::And(Box::new(e), Box::new(Expr::Match(m))),
-        });
+
+    /// `a || b || ...`, folded left as the grammar would build it.
+    fn any_of(exprs: impl IntoIterator<Item = Expr>) -> Option<Expr> {
+        exprs
+            .into_iter()
+            .reduce(|a, b| Expr::Or(Box::new(a), Box::new(b)))
     }
-    Ok(ParsedRule {
-        expr: expr.ok_or_else(|| RuleError {
-            rule: rule.into(),
-            position: 0,
-            message: "empty".into(),
-        })?,
-        modifiers: vec![],
-    })
-}
-pub fn default_priority(rule: &str) -> i64 {
-    rule.len() as i64
+
+    /// `a && b && ...`, folded left.
+    fn all_of(exprs: impl IntoIterator<Item = Expr>) -> Option<Expr> {
+        exprs
+            .into_iter()
+            .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+    }
 }

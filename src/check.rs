@@ -1,0 +1,95 @@
+//! `escale check` and `escale healthcheck`: validate a configuration the way
+//! the proxy would load it, and probe a running proxy's `/ping`.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::static_config::StaticConfig;
+use crate::provider::{ConfigIssue, Snapshot, file};
+use crate::proxy::transport::TransportConfig;
+use crate::routing::{self, CompileInput};
+
+/// Loads the dynamic configuration of every configured provider that can be
+/// read offline, compiles it, and returns every problem found.
+pub fn check_dynamic(config: &StaticConfig) -> Vec<ConfigIssue> {
+    let mut snapshots: Vec<(String, Arc<Snapshot>)> = Vec::new();
+    if let Some(f) = &config.providers.file {
+        let mut last_good = Default::default();
+        snapshots.push((
+            file::PROVIDER.to_string(),
+            Arc::new(file::load(&f.source, &mut last_good)),
+        ));
+    }
+    let entrypoints: Vec<String> = config.entry_points.keys().cloned().collect();
+    let table = routing::compile(CompileInput {
+        snapshots: &snapshots,
+        entrypoints: &entrypoints,
+        default_entrypoints: &config.default_entry_points(),
+        tls_entrypoints: &config
+            .entry_points
+            .iter()
+            .filter(|(_, e)| e.tls.is_some())
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
+        default_transport: TransportConfig::default(),
+        previous: None,
+        generation: 1,
+    });
+    let mut issues = table.issues;
+    if table.model.tls.is_some() {
+        match crate::tls::generate_default() {
+            Ok(default) => {
+                issues.extend(crate::tls::CertStore::build(table.model.tls.as_ref(), default).1)
+            }
+            Err(e) => issues.push(ConfigIssue::error("file", "tls", e.to_string())),
+        }
+    }
+    issues
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("ping is not enabled (use --ping)")]
+    PingDisabled,
+    #[error("the ping entrypoint `{0}` is not defined")]
+    NoEntrypoint(String),
+    #[error("cannot reach {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    #[error("/ping answered `{0}`")]
+    Status(String),
+}
+
+/// Sends `GET /ping` to the ping entrypoint on this host.
+pub fn probe_ping(config: &StaticConfig) -> Result<(), ProbeError> {
+    let ping = config.ping.as_ref().ok_or(ProbeError::PingDisabled)?;
+    let ep = config
+        .entry_points
+        .get(&ping.entry_point)
+        .ok_or_else(|| ProbeError::NoEntrypoint(ping.entry_point.clone()))?;
+    let ip = match ep.address.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, ep.address.port());
+    let timeout = Duration::from_secs(5);
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| ProbeError::Connect(addr, e))?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| ProbeError::Connect(addr, e))?;
+    let mut head = [0u8; 64];
+    let n = stream
+        .read(&mut head)
+        .map_err(|e| ProbeError::Connect(addr, e))?;
+    let text = String::from_utf8_lossy(&head[..n]);
+    let status_line = text.lines().next().unwrap_or("").to_string();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(ProbeError::Status(status_line))
+    }
+}
