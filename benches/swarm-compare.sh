@@ -5,7 +5,8 @@
 #
 # Measures, for each proxy:
 #   - route-live latency: from a new service's task seen running (Docker API poll)
-#     to the first 200 through the proxy, median and max over N creations;
+#     to the first 200 through the proxy, median and max over N creations made at
+#     random moments (uniform 0-15 s apart, Traefik's default polling period);
 #   - failed requests during rolling updates (`docker service update --force`) of
 #     a 3-replica service, start-first then stop-first, under a continuous load.
 #
@@ -74,7 +75,7 @@ proxy traefik "$traefik_port" "$TRAEFIK_IMAGE" \
 
 results=$(mktemp /tmp/escale-swarm-compare.XXXXXX)
 python3 - "$run" "$net" "$escale_port" "$traefik_port" "$CREATIONS" "$WHOAMI_IMAGE" "$results" <<'PY'
-import http.client, json, socket, statistics, subprocess, sys, threading, time, urllib.parse
+import http.client, json, random, socket, statistics, subprocess, sys, threading, time, urllib.parse
 
 run, net, escale_port, traefik_port, creations, image, out = sys.argv[1:8]
 ports = {"escale": int(escale_port), "traefik": int(traefik_port)}
@@ -146,6 +147,9 @@ LIMIT = 40.0
 lat = {p: [] for p in ports}
 for i in range(creations):
     name, host = f"{run}-live{i}", f"live{i}.{run}.test"
+    # Creations land at random points of a polling proxy's cycle, as real
+    # deploys do (back to back, they would phase-lock with it).
+    time.sleep(random.uniform(0, 15))
     create(name, host)
     t0 = time.monotonic()
     running_at, live_at = None, {}

@@ -94,6 +94,7 @@ fn check_platform(env: &Env, services: &[(String, usize)]) {
 /// Point 1: The seed, verbatim: `<image> --docker.swarmmode` and its v1 labels.
 #[test]
 fn seed_v1_labels_verbatim() {
+    let _serial = serial();
     let mut env = Env::new("seed");
     env.start_proxy(&["--docker.swarmmode"]);
     let cdn = env.create_service(
@@ -143,6 +144,7 @@ fn seed_v1_labels_verbatim() {
 /// Point 2: The same platform in v3 labels: routers, stripprefix, loadbalancer port.
 #[test]
 fn seed_platform_in_v3_labels() {
+    let _serial = serial();
     let mut env = Env::new("v3");
     env.start_proxy(&["--providers.swarm=true"]);
     let cdn = env.create_service(
@@ -182,6 +184,7 @@ fn seed_platform_in_v3_labels() {
 /// replicas, and no request fails meanwhile.
 #[test]
 fn scale_reaches_exactly_the_live_replicas() {
+    let _serial = serial();
     let mut env = Env::new("scale");
     env.start_proxy(&["--providers.swarm=true"]);
     let svc = env.create_service(
@@ -220,6 +223,7 @@ fn scale_reaches_exactly_the_live_replicas() {
 /// answers 404 within 1 s; a label change applies within 1 s.
 #[test]
 fn changes_apply_within_a_second() {
+    let _serial = serial();
     let mut env = Env::new("live");
     env.start_proxy(&["--providers.swarm=true"]);
     let mut latencies = Vec::new();
@@ -302,6 +306,7 @@ fn route_live_latency(env: &Env, service: &str, host: &str) -> Duration {
 /// then stop-first, on 3 replicas. Zero failed requests.
 #[test]
 fn rolling_updates_lose_no_request() {
+    let _serial = serial();
     let mut env = Env::new("roll");
     env.start_proxy(&["--providers.swarm=true"]);
     let svc = env.create_service(
@@ -345,6 +350,7 @@ fn rolling_updates_lose_no_request() {
 /// connects elsewhere and the provider drops the task.
 #[test]
 fn killed_container_loses_no_request() {
+    let _serial = serial();
     let mut env = Env::new("kill");
     env.start_proxy(&["--providers.swarm=true"]);
     let svc = env.create_service(
@@ -386,6 +392,7 @@ fn killed_container_loses_no_request() {
 /// key and the reason; every other service, of either generation, serves.
 #[test]
 fn broken_labels_are_reported_and_contained() {
+    let _serial = serial();
     let mut env = Env::new("broken");
     env.start_proxy(&["--providers.swarm=true"]);
     let good = env.create_service(
@@ -475,6 +482,7 @@ fn broken_labels_are_reported_and_contained() {
 /// Point 8: `exposedByDefault=false` with `traefik.enable=true`, and constraints.
 #[test]
 fn exposed_by_default_and_constraints() {
+    let _serial = serial();
     let mut env = Env::new("expose");
     env.start_proxy(&[
         "--providers.swarm=true",
@@ -522,6 +530,7 @@ fn exposed_by_default_and_constraints() {
 /// exactly a daemon restart (calls fail, the event stream drops).
 #[test]
 fn docker_outage_keeps_serving() {
+    let _serial = serial();
     let mut env = Env::new("outage");
     let dir = std::env::temp_dir().join(format!("{}-relay", env.prefix));
     let mut relay = SocketRelay::start(dir.clone());

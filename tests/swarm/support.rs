@@ -11,10 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const PREFIX_ROOT: &str = "esc-sw-";
@@ -296,6 +297,13 @@ pub fn running_task_ips(service: &str, network: &str) -> Result<BTreeSet<String>
 
 // ---------------------------------------------------------------- Environment
 
+/// Serializes the tests of this binary even when the harness runs them in
+/// parallel (`cargo test --all-targets`): timings are part of what they check.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One test's swarm objects; removed on drop.
 pub struct Env {
     pub prefix: String,
@@ -544,10 +552,6 @@ pub type Labels = BTreeMap<String, String>;
 
 // ---------------------------------------------------------------- Load
 
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 /// A bounded background load: `workers` threads sending sequential GETs
 /// until stopped, `max_time` passes or `max_requests` were sent.
 pub struct Load {
@@ -643,8 +647,6 @@ pub fn wait_update_completed(service: &str, within: Duration) -> bool {
 }
 
 // ---------------------------------------------------------------- Socket relay
-
-use std::os::unix::net::UnixListener;
 
 /// A relay from `<dir>/docker.sock` to the real Docker socket. Stopping it
 /// cuts every connection through it (the event stream included) and removes
