@@ -394,7 +394,12 @@ fn killed_container_loses_no_request() {
 fn broken_labels_are_reported_and_contained() {
     let _serial = serial();
     let mut env = Env::new("broken");
-    env.start_proxy(&["--providers.swarm=true"]);
+    let api_port = free_port();
+    let publish_api = format!("mode=host,published={api_port},target=8080");
+    env.start_proxy_with(
+        &["--publish", &publish_api],
+        &["--providers.swarm=true", "--api.insecure=true"],
+    );
     let good = env.create_service(
         "good",
         1,
@@ -460,6 +465,28 @@ fn broken_labels_are_reported_and_contained() {
         );
         eprintln!("reported: {}", line.unwrap_or_default());
     }
+    // The same errors, kept for the admin API.
+    let noport_key = format!(
+        "traefik.http.services.{}.loadbalancer.server.port",
+        escale::labels::normalize(&noport)
+    );
+    let issues = wait_for(Duration::from_secs(5), Duration::from_millis(200), || {
+        let r = get(api_port, "localhost", "/api/issues").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let found = [
+            (&typo, "traefik.http.routers.typo.rul"),
+            (&noport, noport_key.as_str()),
+            (&badv1, "traefik.port"),
+        ]
+        .iter()
+        .all(|(svc, key)| has_issue(&v, &format!("swarm service {svc}"), key));
+        found.then_some(v)
+    });
+    assert!(
+        issues.is_some(),
+        "/api/issues lacks the label errors: {:?}",
+        get(api_port, "localhost", "/api/issues").map(|r| r.body)
+    );
     let noport_line = env
         .wait_log(
             &[&format!("swarm service {noport}"), "port is missing"],
@@ -596,4 +623,17 @@ fn docker_outage_keeps_serving() {
         result.failed, 0,
         "requests failed during the outage: {result:?}"
     );
+}
+
+/// Whether the JSON holds an object with this `source` and `key`.
+fn has_issue(v: &serde_json::Value, source: &str, key: &str) -> bool {
+    match v {
+        serde_json::Value::Object(o) => {
+            (o.get("source").and_then(|s| s.as_str()) == Some(source)
+                && o.get("key").and_then(|k| k.as_str()) == Some(key))
+                || o.values().any(|c| has_issue(c, source, key))
+        }
+        serde_json::Value::Array(a) => a.iter().any(|c| has_issue(c, source, key)),
+        _ => false,
+    }
 }
