@@ -365,8 +365,6 @@ impl Env {
             &publish,
             "--network",
             &self.network,
-            "--env",
-            "ESCALE_LOG=info,escale::provider=debug",
         ]
         .iter()
         .map(|s| s.to_string())
