@@ -346,12 +346,10 @@ fn rolling_updates_lose_no_request() {
     }
 }
 
-/// Killing a task's container under load: the core retries the failed
-/// connects elsewhere and the provider drops the task.
+/// Killing a task's container under load: the core retries failed connects
+/// and idempotent requests reset before their answer on another server, and
+/// the provider drops the task.
 #[test]
-#[ignore = "a request in flight on the killed container's connection gets a 502: the core \
-            must retry idempotent requests whose backend connection fails before the \
-            response head (it retries only failed connects)"]
 fn killed_container_loses_no_request() {
     let _serial = serial();
     let mut env = Env::new("kill");
