@@ -91,7 +91,7 @@ fn nothing_given_means_traefik_defaults() {
     assert_eq!(c.api, None);
     assert_eq!(c.providers.swarm, None);
     assert_eq!(c.providers.throttle_duration, Duration::from_secs(2));
-    assert_eq!(c.log.level, LogLevel::Error);
+    assert_eq!(c.log.level, LogLevel::Info);
     assert_eq!(c.servers_transport.max_idle_conns_per_host, 200);
     assert_eq!(
         c.servers_transport.dial_timeout,
@@ -229,7 +229,7 @@ fn a_found_file_wins_over_flags_and_env_with_warnings() {
     assert_eq!(l.source, Source::File(path.clone()));
     assert_eq!(l.config.entry_points["web"].address, addr("0.0.0.0:9000"));
     assert_eq!(l.config.api, None);
-    assert_eq!(l.config.log.level, LogLevel::Error);
+    assert_eq!(l.config.log.level, LogLevel::Info);
     let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
     let ignored = format!(
         "ignored: the configuration comes from {} (Traefik reads a single source)",

@@ -506,7 +506,10 @@ impl Checker {
             ("panic", LogLevel::Panic),
         ];
         let level = match non_empty(raw.level) {
-            None => LogLevel::Error,
+            // Traefik defaults to ERROR; escale to INFO, so that configuration changes
+            // and provider outages and recoveries are visible (they are rare lines,
+            // never one per request).
+            None => LogLevel::Info,
             Some(l) => {
                 let lower = l.trim().to_ascii_lowercase();
                 let lower = if lower == "warning" {
