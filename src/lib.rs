@@ -9,6 +9,7 @@
 //! - [`balance`]: load balancers and per-server state.
 //! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification, access log.
 //! - [`app`]: assembles providers, the config pipeline and entrypoints; graceful shutdown.
+//! - [`stack`]: `escale stack`, deploys the platform from one file (networks, proxy, services, tenants).
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
 //! - [`telemetry`]: application and access logs from the static configuration.
 
@@ -21,4 +22,5 @@ pub mod provider;
 pub mod proxy;
 pub mod routing;
 pub mod rules;
+pub mod stack;
 pub mod telemetry;
