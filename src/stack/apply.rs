@@ -259,7 +259,7 @@ pub async fn up(path: &Path, opts: &Options) -> Outcome {
             opts.timeout
         );
     }
-    if !wait_converged(&engine, &all, opts.timeout, !touched.is_empty()).await {
+    if !wait_converged(&engine, &all, opts.timeout, &touched).await {
         outcome = Outcome::Failed;
     }
     if opts.check_routes
@@ -379,15 +379,24 @@ fn describe(p: &Progress) -> String {
     s
 }
 
+/// How long a service must keep running the same tasks to count as
+/// converged: a task that crashes at start is "running" for a moment.
+const SETTLE: Duration = Duration::from_secs(3);
+
 /// Waits until every service runs its spec, printing each change of state.
+/// Services in `names` that are not in `watched` are only reported while
+/// they are not running as they should.
 async fn wait_converged(
     engine: &Engine,
     names: &[String],
     timeout: Duration,
-    verbose: bool,
+    watched: &[String],
 ) -> bool {
+    let verbose = !watched.is_empty();
     let deadline = Instant::now() + timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
+    // Per service: since when it has looked done, with which running tasks.
+    let mut done_since: BTreeMap<String, (Instant, Vec<String>)> = BTreeMap::new();
     let mut pending: Vec<String> = names.to_vec();
     loop {
         let mut still = Vec::new();
@@ -413,7 +422,7 @@ async fn wait_converged(
             let p = progress(&svc, &tasks);
             let line = describe(&p);
             let changed = last.get(name) != Some(&line);
-            if changed && (verbose || !p.done()) {
+            if changed && (watched.contains(name) || !p.done()) {
                 println!("  {name}: {line}");
             }
             last.insert(name.clone(), line);
@@ -421,7 +430,20 @@ async fn wait_converged(
                 eprintln!("escale stack: {name}: {s}");
                 return false;
             }
-            if !p.done() {
+            let settled = if p.done() {
+                let ids = running_ids(&tasks);
+                match done_since.get(name) {
+                    Some((since, prev)) if *prev == ids => since.elapsed() >= SETTLE,
+                    _ => {
+                        done_since.insert(name.clone(), (Instant::now(), ids));
+                        false
+                    }
+                }
+            } else {
+                done_since.remove(name);
+                false
+            };
+            if !settled {
                 still.push(name.clone());
             }
         }
@@ -441,6 +463,16 @@ async fn wait_converged(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+fn running_ids(tasks: &[Task]) -> Vec<String> {
+    let mut ids: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+        .filter_map(|t| t.id.clone())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// Asks the proxy for each route until it answers or the time is up, and
@@ -712,7 +744,7 @@ pub async fn scale(path: &Path, pairs: &[String], opts: &Options) -> Outcome {
         names.push(d.name.clone());
     }
     println!("note: the next `up` restores the replicas written in the file");
-    if wait_converged(&engine, &names, opts.timeout, true).await {
+    if wait_converged(&engine, &names, opts.timeout, &names).await {
         Outcome::Done
     } else {
         Outcome::Failed

@@ -254,52 +254,24 @@ pub fn view(spec: &ServiceSpec, net: &dyn Fn(&str) -> String) -> View {
             );
         }
     }
-    for (prefix, u) in [
-        (
-            "update",
-            spec.update_config.as_ref().map(|u| {
-                (
-                    u.parallelism,
-                    u.delay,
-                    u.failure_action.map(|x| x.to_string()),
-                    u.monitor,
-                    u.max_failure_ratio,
-                    u.order.map(|x| x.to_string()),
-                )
-            }),
-        ),
-        (
-            "rollback",
-            spec.rollback_config.as_ref().map(|u| {
-                (
-                    u.parallelism,
-                    u.delay,
-                    u.failure_action.map(|x| x.to_string()),
-                    u.monitor,
-                    u.max_failure_ratio,
-                    u.order.map(|x| x.to_string()),
-                )
-            }),
-        ),
-    ] {
-        let Some((par, delay, action, monitor, ratio, order)) = u else {
-            continue;
-        };
-        nonzero(
-            &mut v,
-            &format!("{prefix}.parallelism"),
-            par.filter(|x| *x != 0).map(|x| x.to_string()),
-        );
-        nonzero(&mut v, &format!("{prefix}.delay"), delay.map(dur));
-        nonzero(&mut v, &format!("{prefix}.failure_action"), action);
-        nonzero(&mut v, &format!("{prefix}.monitor"), monitor.map(dur));
-        nonzero(
-            &mut v,
-            &format!("{prefix}.max_failure_ratio"),
-            ratio.filter(|r| *r != 0.0).map(|r| r.to_string()),
-        );
-        nonzero(&mut v, &format!("{prefix}.order"), order);
-    }
+    let update = spec.update_config.as_ref().map(|u| Policy {
+        parallelism: u.parallelism,
+        delay: u.delay,
+        action: u.failure_action.map(|x| x.to_string()),
+        monitor: u.monitor,
+        ratio: u.max_failure_ratio,
+        order: u.order.map(|x| x.to_string()),
+    });
+    let rollback = spec.rollback_config.as_ref().map(|u| Policy {
+        parallelism: u.parallelism,
+        delay: u.delay,
+        action: u.failure_action.map(|x| x.to_string()),
+        monitor: u.monitor,
+        ratio: u.max_failure_ratio,
+        order: u.order.map(|x| x.to_string()),
+    });
+    policy(&mut v, "update", update);
+    policy(&mut v, "rollback", rollback);
     if let Some(h) = &c.health_check {
         nonzero(&mut v, "healthcheck.test", Some(list(h.test.as_deref())));
         nonzero(&mut v, "healthcheck.interval", h.interval.map(dur));
@@ -326,6 +298,50 @@ pub fn view(spec: &ServiceSpec, net: &dyn Fn(&str) -> String) -> View {
         );
     }
     v
+}
+
+/// An update or rollback policy as stored.
+struct Policy {
+    parallelism: Option<i64>,
+    delay: Option<i64>,
+    action: Option<String>,
+    monitor: Option<i64>,
+    ratio: Option<f64>,
+    order: Option<String>,
+}
+
+/// Swarm's defaults for an update or rollback policy. The engine fills them
+/// in (sometimes only on the first update), and a missing policy means them.
+const DEFAULT_PARALLELISM: i64 = 1;
+const DEFAULT_MONITOR_NS: i64 = 5_000_000_000;
+
+/// Adds the fields of a policy that differ from swarm's defaults.
+fn policy(v: &mut View, prefix: &str, p: Option<Policy>) {
+    let Some(p) = p else {
+        return;
+    };
+    let parallelism = p.parallelism.unwrap_or(0);
+    if parallelism != DEFAULT_PARALLELISM {
+        // 0 is swarm's "all at once".
+        let shown = if parallelism == 0 {
+            "0 (all at once)".to_string()
+        } else {
+            parallelism.to_string()
+        };
+        v.insert(format!("{prefix}.parallelism"), shown);
+    }
+    nonzero(v, &format!("{prefix}.delay"), p.delay.map(dur));
+    let action = p.action.filter(|a| !a.is_empty() && a != "pause");
+    nonzero(v, &format!("{prefix}.failure_action"), action);
+    let monitor = p.monitor.filter(|m| *m != 0 && *m != DEFAULT_MONITOR_NS);
+    nonzero(v, &format!("{prefix}.monitor"), monitor.map(dur));
+    nonzero(
+        v,
+        &format!("{prefix}.max_failure_ratio"),
+        p.ratio.filter(|r| *r != 0.0).map(|r| r.to_string()),
+    );
+    let order = p.order.filter(|o| !o.is_empty() && o != "stop-first");
+    nonzero(v, &format!("{prefix}.order"), order);
 }
 
 /// Adds a field unless it is absent, empty or zero: Docker and the stack
@@ -365,7 +381,10 @@ fn bytes(b: i64) -> String {
 
 fn list(items: Option<&[String]>) -> String {
     match items {
-        Some(l) if !l.is_empty() => serde_json::to_string(l).unwrap_or_default(),
+        Some(l) if !l.is_empty() => {
+            let items: Vec<String> = l.iter().map(|i| format!("{i:?}")).collect();
+            format!("[{}]", items.join(", "))
+        }
         _ => String::new(),
     }
 }

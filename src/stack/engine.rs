@@ -300,14 +300,15 @@ impl Engine {
             .map_err(api(format!("listing tasks of {service}")))
     }
 
-    /// Task containers still present for a service (they outlive its removal
+    /// Task containers of a service still running (they outlive its removal
     /// for their stop grace period, and hold network endpoints meanwhile).
+    /// Exited ones hold nothing, and swarm reaps them on its own schedule.
     pub async fn service_containers(&self, service: &str) -> Result<usize, EngineError> {
         let label = format!("com.docker.swarm.service.name={service}");
         let list = self
             .docker
             .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-                all: true,
+                all: false,
                 filters: Some(filters(&[("label", &label)])),
                 ..Default::default()
             }))

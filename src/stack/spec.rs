@@ -220,9 +220,15 @@ fn health(h: &Health) -> HealthConfig {
     }
 }
 
+/// One task at a time unless said otherwise, as `docker service create`
+/// does; the API alone would read a missing value as "all at once".
+fn parallelism(u: &UpdatePolicy) -> Option<i64> {
+    Some(u.parallelism.unwrap_or(1))
+}
+
 fn update_config(u: &UpdatePolicy) -> ServiceSpecUpdateConfig {
     ServiceSpecUpdateConfig {
-        parallelism: u.parallelism,
+        parallelism: parallelism(u),
         delay: u.delay.map(nanos),
         failure_action: u.failure_action.as_deref().and_then(|a| a.parse().ok()),
         monitor: u.monitor.map(nanos),
@@ -233,7 +239,7 @@ fn update_config(u: &UpdatePolicy) -> ServiceSpecUpdateConfig {
 
 fn rollback_config(u: &UpdatePolicy) -> ServiceSpecRollbackConfig {
     ServiceSpecRollbackConfig {
-        parallelism: u.parallelism,
+        parallelism: parallelism(u),
         delay: u.delay.map(nanos),
         failure_action: u.failure_action.as_deref().and_then(|a| a.parse().ok()),
         monitor: u.monitor.map(nanos),
