@@ -252,6 +252,12 @@ pub fn compile(
             seen_ports.insert(key, (who.name.value.clone(), line));
         }
     };
+    // The proxy's ports first, so that a clash is reported on the service's line.
+    if let Some(px) = &def.proxy {
+        for (_, port) in &px.ports {
+            check_port(p, port.value, "tcp", &px.service, port.line);
+        }
+    }
     for s in all_services(def) {
         let full = format!("{prefix}{}", s.name.value);
         if !valid_name(&full) {
@@ -277,11 +283,6 @@ pub fn compile(
         }
         for pb in &s.publish {
             check_port(p, pb.value.published, &pb.value.protocol, s, pb.line);
-        }
-    }
-    if let Some(px) = &def.proxy {
-        for (_, port) in &px.ports {
-            check_port(p, port.value, "tcp", &px.service, port.line);
         }
     }
 
