@@ -4,14 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::static_config::StaticConfig;
+use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
+use crate::config::dynamic::{DynamicConfig, Middleware, RedirectScheme, Router};
+use crate::config::static_config::{RedirectTarget, StaticConfig};
 use crate::provider::{Hub, ProviderStatus, file};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
@@ -19,6 +21,7 @@ use crate::proxy::observe::{Observer, Observers};
 use crate::proxy::server::{self, ServerTimeouts};
 use crate::proxy::transport::TransportConfig;
 use crate::routing::{self, CompileInput, RouteTable};
+use crate::tls::{self, CertStore};
 
 /// One listening entrypoint.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct EntrypointSpec {
     pub accept_grace: Duration,
     /// Whether routers with no `entryPoints` attach here.
     pub as_default: bool,
+    /// `http.tls`: every router on this entrypoint is a TLS router.
+    pub tls: bool,
 }
 
 /// Everything needed to run, already validated.
@@ -40,6 +45,10 @@ pub struct AppConfig {
     pub entrypoints: Vec<EntrypointSpec>,
     pub file: Option<(file::FileSource, bool)>,
     pub transport: TransportConfig,
+    /// Routers escale itself defines (`@internal`): entrypoint redirections.
+    pub internal: DynamicConfig,
+    /// API, dashboard, ping and metrics (`…@internal` services).
+    pub admin: AdminConfig,
 }
 
 impl AppConfig {
@@ -57,12 +66,21 @@ impl AppConfig {
                     trusted: ep.forwarded_headers.trusted_ips.clone(),
                 },
                 timeouts: ServerTimeouts {
-                    header_read: ep.timeouts.read_header.or(ep.timeouts.read),
+                    // hyper bounds header reading and idle keep-alive waits
+                    // with one timer: the stricter of the two applies.
+                    header_read: match (
+                        ep.timeouts.read_header.or(ep.timeouts.read),
+                        ep.timeouts.idle,
+                    ) {
+                        (Some(r), Some(i)) => Some(r.min(i)),
+                        (r, i) => r.or(i),
+                    },
                     idle: ep.timeouts.idle.unwrap_or(Duration::from_secs(180)),
                     grace: ep.life_cycle.grace,
                 },
                 accept_grace: ep.life_cycle.request_accept_grace,
                 as_default: defaults.contains(name),
+                tls: ep.tls.is_some(),
             })
             .collect();
         let file = config
@@ -84,7 +102,79 @@ impl AppConfig {
             entrypoints,
             file,
             transport,
+            internal: redirections(config),
+            admin: admin_config(config),
         }
+    }
+}
+
+/// Traefik's entrypoint redirections (`http.redirections.entryPoint`): a
+/// catch-all router on the source entrypoint with a redirectScheme middleware,
+/// named as Traefik names them (`web-to-websecure@internal`).
+fn redirections(config: &StaticConfig) -> DynamicConfig {
+    let mut dc = DynamicConfig::default();
+    for (name, ep) in &config.entry_points {
+        let Some(r) = &ep.redirect else { continue };
+        let (target, port) = match &r.to {
+            RedirectTarget::EntryPoint(t) => (
+                t.clone(),
+                config
+                    .entry_points
+                    .get(t)
+                    .map(|e| e.address.port())
+                    .unwrap_or(443),
+            ),
+            RedirectTarget::Port(p) => (format!("port-{p}"), *p),
+        };
+        let router = format!("{name}-to-{target}");
+        let middleware = format!("redirect-{router}");
+        dc.http.middlewares.insert(
+            middleware.clone(),
+            Middleware {
+                redirect_scheme: Some(RedirectScheme {
+                    scheme: r.scheme.clone(),
+                    port: Some(port.to_string()),
+                    permanent: r.permanent,
+                }),
+                ..Middleware::default()
+            },
+        );
+        dc.http.routers.insert(
+            router,
+            Router {
+                entry_points: vec![name.clone()],
+                middlewares: vec![middleware],
+                service: "noop@internal".to_string(),
+                rule: "HostRegexp(`^.+$`)".to_string(),
+                priority: Some(r.priority),
+                ..Router::default()
+            },
+        );
+    }
+    dc
+}
+
+/// The admin side's settings from the static configuration.
+fn admin_config(config: &StaticConfig) -> AdminConfig {
+    AdminConfig {
+        api: config.api.as_ref().map(|a| admin::ApiConfig {
+            insecure: a.insecure,
+            dashboard: a.dashboard,
+        }),
+        ping: config.ping.as_ref().map(|p| admin::PingConfig {
+            entry_point: p.entry_point.clone(),
+            manual_routing: p.manual_routing,
+            terminating_status_code: p.terminating_status_code,
+        }),
+        prometheus: config.metrics.as_ref().map(|m| admin::PrometheusConfig {
+            entry_point: m.entry_point.clone(),
+            manual_routing: m.manual_routing,
+            add_entry_points_labels: m.add_entry_points_labels,
+            add_routers_labels: m.add_routers_labels,
+            add_services_labels: m.add_services_labels,
+            buckets: m.buckets.clone(),
+        }),
+        access_log: config.access_log.is_some(),
     }
 }
 
@@ -94,6 +184,7 @@ pub struct Running {
     pub draining: Arc<AtomicBool>,
     pub addresses: Vec<(String, SocketAddr)>,
     pub providers: Vec<Arc<ProviderStatus>>,
+    pub admin: Option<Arc<Admin>>,
     shutdown: watch::Sender<bool>,
     /// Entrypoint servers: they end once drained.
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -104,6 +195,8 @@ pub struct Running {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Tls(tls::TlsError),
     #[error("cannot listen on {address} for entrypoint {name}: {source}")]
     Bind {
         name: String,
@@ -118,9 +211,38 @@ pub enum StartError {
 pub struct Extensions {
     pub internal: Option<Arc<dyn InternalServices>>,
     pub observers: Vec<Arc<dyn Observer>>,
+    pub table_hooks: Vec<Arc<dyn TableHook>>,
 }
 
-pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartError> {
+/// Told about every route table the pipeline publishes (off the request path).
+pub trait TableHook: Send + Sync {
+    fn published(&self, table: &Arc<RouteTable>, compile_time: Duration);
+}
+
+impl TableHook for Admin {
+    fn published(&self, table: &Arc<RouteTable>, compile_time: Duration) {
+        Admin::published(self, table, compile_time);
+    }
+}
+
+pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running, StartError> {
+    // Traefik creates the `traefik` entrypoint for its internal services.
+    if config.admin.needs_internal_entrypoint()
+        && !config
+            .entrypoints
+            .iter()
+            .any(|e| e.name == admin::INTERNAL_ENTRYPOINT)
+    {
+        config.entrypoints.push(EntrypointSpec {
+            name: admin::INTERNAL_ENTRYPOINT.to_string(),
+            address: config.admin.implicit_entrypoint_address(),
+            forwarded: ForwardedPolicy::default(),
+            timeouts: ServerTimeouts::default(),
+            accept_grace: Duration::ZERO,
+            as_default: false,
+            tls: false,
+        });
+    }
     let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
     let draining = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -131,7 +253,31 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         let handle = hub.register(file::PROVIDER);
         background.push(tokio::spawn(file::run(source, watch, handle)));
     }
+    // Routers escale defines itself: admin (api, dashboard, ping, metrics)
+    // and entrypoint redirections, under the `internal` provider.
+    let mut internal = config.admin.internal_snapshot();
+    internal
+        .config
+        .http
+        .routers
+        .extend(config.internal.http.routers.clone());
+    internal
+        .config
+        .http
+        .middlewares
+        .extend(config.internal.http.middlewares.clone());
+    if !internal.config.http.is_empty() {
+        let handle = hub.register(admin::INTERNAL_PROVIDER);
+        // Published once: these never change while running.
+        handle.publish(internal);
+    }
     let providers = hub.statuses();
+
+    let default_cert = tls::generate_default().map_err(StartError::Tls)?;
+    let certs = Arc::new(ArcSwap::from_pointee(
+        CertStore::build(None, default_cert.clone()).0,
+    ));
+    let tls_config = tls::server_config(certs.clone()).map_err(StartError::Tls)?;
 
     let entrypoint_names: Vec<String> = config.entrypoints.iter().map(|e| e.name.clone()).collect();
     let default_entrypoints: Vec<String> = config
@@ -140,12 +286,52 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         .filter(|e| e.as_default)
         .map(|e| e.name.clone())
         .collect();
+    let tls_entrypoints: Vec<String> = config
+        .entrypoints
+        .iter()
+        .filter(|e| e.tls)
+        .map(|e| e.name.clone())
+        .collect();
+    let admin = config.admin.is_enabled().then(|| {
+        Admin::new(
+            config.admin.clone(),
+            AdminContext {
+                table: table.clone(),
+                draining: draining.clone(),
+                providers: providers.clone(),
+                entrypoints: config
+                    .entrypoints
+                    .iter()
+                    .map(|e| admin::EntrypointInfo {
+                        name: e.name.clone(),
+                        address: e.address,
+                        timeouts: e.timeouts.clone(),
+                        forwarded_insecure: e.forwarded.insecure,
+                        trusted_ips: e.forwarded.trusted.iter().map(|n| n.to_string()).collect(),
+                        as_default: e.as_default,
+                    })
+                    .collect(),
+            },
+        )
+    });
+    if let Some(admin) = &admin {
+        ext.observers.push(Arc::new(AdminObserver(admin.clone())));
+        ext.table_hooks.push(admin.clone());
+        if ext.internal.is_none() {
+            ext.internal = Some(Arc::new(admin.clone()));
+        }
+    }
     background.push(tokio::spawn(pipeline(
         hub,
         table.clone(),
-        entrypoint_names,
-        default_entrypoints,
+        Entrypoints {
+            all: entrypoint_names,
+            default: default_entrypoints,
+            tls: tls_entrypoints,
+        },
         config.transport.clone(),
+        (certs, default_cert),
+        ext.table_hooks,
     )));
 
     let internal = ext.internal.unwrap_or_else(|| {
@@ -179,16 +365,16 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         let info = EntrypointInfo {
             name: spec.name.as_str().into(),
             forwarded: spec.forwarded.clone(),
-            scheme: "http",
-            // Traefik reports the scheme's port when the Host names none.
-            default_port: 80,
         };
         tracing::info!(entrypoint = %spec.name, address = %local, "listening");
+        // Every entrypoint can terminate TLS: a connection that starts with
+        // a handshake reaches the TLS routers, as in Traefik.
         servers.push(tokio::spawn(server::serve(
             listener,
             info,
             spec.timeouts.clone(),
             proxy.clone(),
+            Some(tls_config.clone()),
             shutdown_rx.clone(),
         )));
     }
@@ -198,6 +384,7 @@ pub async fn start(config: AppConfig, ext: Extensions) -> Result<Running, StartE
         draining,
         addresses,
         providers,
+        admin,
         shutdown: shutdown_tx,
         servers,
         background,
@@ -237,26 +424,50 @@ impl Running {
     }
 }
 
+/// The entrypoint names the compiler needs.
+struct Entrypoints {
+    all: Vec<String>,
+    default: Vec<String>,
+    tls: Vec<String>,
+}
+
 async fn pipeline(
     mut hub: Hub,
     table: Arc<ArcSwap<RouteTable>>,
-    entrypoints: Vec<String>,
-    default_entrypoints: Vec<String>,
+    entrypoints: Entrypoints,
     transport: TransportConfig,
+    (certs, default_cert): (Arc<ArcSwap<CertStore>>, Arc<rustls::sign::CertifiedKey>),
+    hooks: Vec<Arc<dyn TableHook>>,
 ) {
     let mut generation = 0u64;
     loop {
         let snapshots = hub.current();
         generation += 1;
         let previous = table.load_full();
-        let compiled = routing::compile(CompileInput {
+        let compile_started = Instant::now();
+        let mut compiled = routing::compile(CompileInput {
             snapshots: &snapshots,
-            entrypoints: &entrypoints,
-            default_entrypoints: &default_entrypoints,
+            entrypoints: &entrypoints.all,
+            default_entrypoints: &entrypoints.default,
+            tls_entrypoints: &entrypoints.tls,
             default_transport: transport.clone(),
             previous: Some(&previous),
             generation,
         });
+        if compiled.model.tls != previous.model.tls || generation == 1 {
+            let (store, issues) =
+                CertStore::build(compiled.model.tls.as_ref(), default_cert.clone());
+            compiled.issues.extend(issues);
+            certs.store(Arc::new(store));
+        } else {
+            compiled.issues.extend(
+                previous
+                    .issues
+                    .iter()
+                    .filter(|i| i.source.starts_with("tls "))
+                    .cloned(),
+            );
+        }
         for issue in &compiled.issues {
             if previous.issues.contains(issue) {
                 continue;
@@ -272,7 +483,12 @@ async fn pipeline(
             services = compiled.services.len(),
             "configuration applied"
         );
-        table.store(Arc::new(compiled));
+        let compiled = Arc::new(compiled);
+        table.store(compiled.clone());
+        let compile_time = compile_started.elapsed();
+        for hook in &hooks {
+            hook.published(&compiled, compile_time);
+        }
         if !hub.changed().await {
             // No provider left (or none configured): the table is final.
             std::future::pending::<()>().await;

@@ -27,11 +27,26 @@ pub fn check_dynamic(config: &StaticConfig) -> Vec<ConfigIssue> {
         snapshots: &snapshots,
         entrypoints: &entrypoints,
         default_entrypoints: &config.default_entry_points(),
+        tls_entrypoints: &config
+            .entry_points
+            .iter()
+            .filter(|(_, e)| e.tls.is_some())
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
         default_transport: TransportConfig::default(),
         previous: None,
         generation: 1,
     });
-    table.issues
+    let mut issues = table.issues;
+    if table.model.tls.is_some() {
+        match crate::tls::generate_default() {
+            Ok(default) => {
+                issues.extend(crate::tls::CertStore::build(table.model.tls.as_ref(), default).1)
+            }
+            Err(e) => issues.push(ConfigIssue::error("file", "tls", e.to_string())),
+        }
+    }
+    issues
 }
 
 #[derive(Debug, thiserror::Error)]

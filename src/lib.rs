@@ -12,7 +12,9 @@
 //! - [`stack`]: `escale stack`, deploys the platform from one file (networks, proxy, services, tenants).
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
 //! - [`telemetry`]: application and access logs from the static configuration.
+//! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
 
+pub mod admin;
 pub mod app;
 pub mod balance;
 pub mod check;
@@ -24,3 +26,4 @@ pub mod routing;
 pub mod rules;
 pub mod stack;
 pub mod telemetry;
+pub mod tls;

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use tokio::io::AsyncWriteExt as _;
 
 fn routes_yaml(routers: &str, services: &str, middlewares: &str) -> String {
     format!(
@@ -48,57 +49,41 @@ async fn routes_by_host_path_and_priority() {
     );
     let esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "a.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "a.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
 
-    assert_eq!(
-        get(&esc.url("/"), "a.test").await.echo("Name").as_deref(),
-        Some("alpha")
-    );
-    assert_eq!(
-        get(&esc.url("/"), "A.TEST:8080")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("alpha"),
-        "host is case- and port-insensitive"
-    );
-    assert_eq!(
-        get(&esc.url("/api/x"), "b.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("beta"),
-        "longer rule wins"
-    );
-    assert_eq!(
-        get(&esc.url("/other"), "b.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("alpha")
-    );
-    assert_eq!(
-        get(&esc.url("/zzz"), "unknown.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("beta"),
-        "catch-all"
-    );
-    assert_eq!(
-        get(&esc.url("/pinned"), "b.test")
-            .await
-            .echo("Name")
-            .as_deref(),
-        Some("alpha"),
-        "explicit priority wins over length"
-    );
+    let expectations = [
+        ("/", "a.test", "alpha", "exact host"),
+        (
+            "/",
+            "A.TEST:8080",
+            "alpha",
+            "host is case- and port-insensitive",
+        ),
+        ("/api/x", "b.test", "beta", "longer rule wins"),
+        ("/other", "b.test", "alpha", "host rule without path"),
+        ("/zzz", "unknown.test", "beta", "catch-all"),
+        (
+            "/pinned",
+            "b.test",
+            "alpha",
+            "explicit priority wins over length",
+        ),
+    ];
+    for (path, host, backend, why) in expectations {
+        let answer = get(&esc.url(path), host).await;
+        assert_eq!(
+            answer.echo("Name").as_deref(),
+            Some(backend),
+            "{why}: {host}{path}"
+        );
+    }
     // The backend sees the client's Host (passHostHeader defaults to true).
     assert_eq!(
         get(&esc.url("/"), "a.test").await.echo("Host").as_deref(),
@@ -188,13 +173,7 @@ async fn hop_by_hop_and_forwarded_headers() {
     );
     for esc in [&untrusted, &trusted] {
         let url = esc.url("/");
-        eventually("config applied", Duration::from_secs(5), || async {
-            request("GET", &url, &[], "")
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
-        .await;
+        wait_status("config applied", &url, "", 200, Duration::from_secs(5)).await;
     }
     let forged = [
         ("host", "site.test"),
@@ -289,13 +268,7 @@ async fn graceful_drain_completes_in_flight_and_refuses_new() {
     );
     let mut esc = Escale::start(&yaml, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
-    .await;
+    wait_status("config applied", &url, "", 200, Duration::from_secs(5)).await;
     let slow_url = esc.url("/?wait=1500");
     let in_flight = tokio::spawn(async move { request("GET", &slow_url, &[], "").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -331,12 +304,13 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
     };
     let esc = Escale::start(&base(""), &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "stable.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "stable.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
 
     // Bounded load on the stable route while the file changes underneath.
@@ -358,12 +332,13 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
         esc.write_dynamic(&base(&extra));
         let added = esc.url("/");
         let host = format!("added{i}.test");
-        eventually("new route answers", Duration::from_secs(2), || async {
-            request("GET", &added, &[("host", &host)], "")
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
+        wait_status(
+            "new route answers",
+            &added,
+            &host,
+            200,
+            Duration::from_secs(2),
+        )
         .await;
         if i > 0 {
             let old = format!("added{}.test", i - 1);
@@ -386,12 +361,13 @@ async fn broken_file_keeps_last_good_configuration() {
     );
     let esc = Escale::start(&good, &[]);
     let url = esc.url("/");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[("host", "keep.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "config applied",
+        &url,
+        "keep.test",
+        200,
+        Duration::from_secs(5),
+    )
     .await;
     esc.write_dynamic(
         "http:\n  routers:\n    r:\n      rule: \"Host(`keep.test`)\"\n     service: [broken\n",
@@ -411,11 +387,112 @@ async fn broken_file_keeps_last_good_configuration() {
     // Fixing the file applies again.
     esc.write_dynamic(&good.replace("keep.test", "fixed.test"));
     let url = esc.url("/");
-    eventually("fixed file applies", Duration::from_secs(3), || async {
-        request("GET", &url, &[("host", "fixed.test")], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
+    wait_status(
+        "fixed file applies",
+        &url,
+        "fixed.test",
+        200,
+        Duration::from_secs(3),
+    )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echo_through_the_proxy() {
+    use common::ws::{client_frame, server_frame, ws_connect};
+    let w = Whoami::start("ws");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`ws.test`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/");
+    wait_status(
+        "config applied",
+        &url,
+        "ws.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut s = ws_connect(esc.web, "ws.test").await;
+    for msg in [&b"hello through escale"[..], &[7u8; 70_000][..]] {
+        s.write_all(&client_frame(0x2, msg)).await.unwrap();
+        let (fin, opcode, payload) =
+            tokio::time::timeout(Duration::from_secs(5), server_frame(&mut s))
+                .await
+                .expect("echo arrives");
+        assert_eq!((fin, opcode), (true, 0x2));
+        assert_eq!(payload, msg);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middlewares_rewrite_as_configured() {
+    let w = Whoami::start("mw");
+    let yaml = routes_yaml(
+        r#"    strip:
+      rule: "Host(`mw.test`) && PathPrefix(`/api`)"
+      service: w
+      middlewares: [strip-api, add-headers]
+    redirect:
+      rule: "Host(`mw.test`) && PathPrefix(`/old`)"
+      service: w
+      middlewares: [to-new]
+    secret:
+      rule: "Host(`mw.test`) && PathPrefix(`/secret`)"
+      service: w
+      middlewares: [auth]"#,
+        &lb("w", &[w.url()]),
+        r#"    strip-api:
+      stripPrefix:
+        prefixes: ["/api"]
+    add-headers:
+      headers:
+        customRequestHeaders:
+          X-From-Proxy: "escale"
+        customResponseHeaders:
+          X-Served-By: "escale"
+    to-new:
+      redirectRegex:
+        regex: "^http://([^/]+)/old/(.*)"
+        replacement: "http://${1}/new/${2}"
+        permanent: true
+    auth:
+      basicAuth:
+        users: ["sha:{SHA}0DPiKuNIrrVmD8IUCuw1hQxNqZc="]
+        headerField: X-Auth-User"#,
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/api/users?x=1");
+    wait_status(
+        "config applied",
+        &url,
+        "mw.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    let r = get(&esc.url("/api/users?x=1"), "mw.test").await;
+    assert_eq!(r.request_line().as_deref(), Some("GET /users?x=1 HTTP/1.1"));
+    assert_eq!(r.echo("X-Forwarded-Prefix").as_deref(), Some("/api"));
+    assert_eq!(r.echo("X-From-Proxy").as_deref(), Some("escale"));
+    assert_eq!(r.headers["x-served-by"], "escale");
+
+    let r = get(&esc.url("/old/page?q=2"), "mw.test").await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.headers["location"], "http://mw.test/new/page?q=2");
+
+    assert_eq!(get(&esc.url("/secret"), "mw.test").await.status, 401);
+    let r = request(
+        "GET",
+        &esc.url("/secret"),
+        &[("host", "mw.test"), ("authorization", "Basic c2hhOmFkbWlu")],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echo("X-Auth-User").as_deref(), Some("sha"));
 }

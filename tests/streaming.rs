@@ -26,13 +26,7 @@ fn setup() -> (Whoami, Escale) {
 
 async fn wait_ready(esc: &Escale) {
     let url = esc.url("/health");
-    eventually("config applied", Duration::from_secs(5), || async {
-        request("GET", &url, &[], "")
-            .await
-            .map(|r| r.status == 200)
-            .unwrap_or(false)
-    })
-    .await;
+    wait_status("config applied", &url, "", 200, Duration::from_secs(5)).await;
 }
 
 /// Samples escale's RSS while `work` runs; returns the peak in KiB.

@@ -331,13 +331,7 @@ async fn same_answers_as_traefik() {
     let escale_base = format!("http://{}", esc.web);
     for base in [&traefik_base, &escale_base] {
         let url = format!("{base}/");
-        eventually("proxy ready", Duration::from_secs(10), || async {
-            request("GET", &url, &[("host", "a.test")], "")
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
-        .await;
+        wait_status("proxy ready", &url, "a.test", 200, Duration::from_secs(10)).await;
     }
 
     let cases = cases();

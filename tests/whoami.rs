@@ -9,6 +9,7 @@
 mod common;
 
 use common::whoami_bin;
+use common::ws::{client_frame, server_frame, ws_connect};
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -338,67 +339,10 @@ async fn upload_counts_streamed_body() {
     );
 }
 
-/// Minimal masked client frame writer.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// Reads one unmasked server frame: (fin, opcode, payload).
-async fn server_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
-    let mut head = [0u8; 2];
-    s.read_exact(&mut head).await.expect("frame head");
-    assert_eq!(head[1] & 0x80, 0, "server frames must not be masked");
-    let len = match head[1] & 0x7f {
-        126 => u64::from(s.read_u16().await.unwrap()),
-        127 => s.read_u64().await.unwrap(),
-        n => u64::from(n),
-    };
-    let mut payload = vec![0u8; len as usize];
-    s.read_exact(&mut payload).await.expect("payload");
-    (head[0] & 0x80 != 0, head[0] & 0x0f, payload)
-}
-
-async fn ws_connect(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let handshake = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    s.write_all(handshake.as_bytes()).await.unwrap();
-    // Read the 101 byte by byte so no frame bytes are swallowed.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(s.read_u8().await.expect("handshake response"));
-    }
-    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    // RFC 6455 section 1.3 sample key/accept pair.
-    assert!(
-        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
-        "{head}"
-    );
-    s
-}
-
 #[tokio::test]
 async fn websocket_echoes_frames() {
     let w = Whoami::start(&[]);
-    let mut s = ws_connect(w.addr).await;
+    let mut s = ws_connect(w.addr, &w.addr.to_string()).await;
 
     s.write_all(&client_frame(0x1, b"hello whoami"))
         .await
@@ -438,7 +382,7 @@ async fn sigterm_drains_in_flight_and_refuses_new_connections() {
     let mut w = Whoami::start(&[]);
     let url = w.url("/slow?wait=2000");
     let in_flight = tokio::spawn(async move { get(&url).await });
-    let mut ws = ws_connect(w.addr).await;
+    let mut ws = ws_connect(w.addr, &w.addr.to_string()).await;
     // Let the slow request reach the server before the signal.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();

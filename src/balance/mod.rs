@@ -6,6 +6,7 @@
 //! so in-flight counts, health and statistics survive a reload.
 
 pub mod server;
+pub mod stats;
 pub mod wrr;
 
 pub use server::{ServerState, Upstream};

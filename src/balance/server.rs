@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use http::uri::{Authority, Scheme};
 
+use super::stats::LatencyWindow;
 use crate::config::dynamic::ServerOrigin;
 use crate::proxy::pool::ServerPool;
 
@@ -75,6 +76,8 @@ pub struct ServerState {
     healthy: AtomicBool,
     /// Keep-alive connections to this server.
     pub pool: ServerPool,
+    /// Recent rate and latency, for the admin API and dashboard.
+    pub stats: LatencyWindow,
 }
 
 impl ServerState {
@@ -94,6 +97,7 @@ impl ServerState {
             failures: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             pool: ServerPool::default(),
+            stats: LatencyWindow::default(),
         })
     }
 

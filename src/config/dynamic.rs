@@ -25,7 +25,61 @@ pub struct DynamicConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub udp: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<Unsupported>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// `tls`: certificates, stores and options (file provider only, as in Traefik).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<TlsCertificate>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, TlsOptions>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stores: BTreeMap<String, TlsStore>,
+}
+
+/// A certificate and its key: file paths, or the PEM content inline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsCertificate {
+    pub cert_file: String,
+    pub key_file: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsOptions {
+    /// `VersionTLS12` (default) or `VersionTLS13`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<String>,
+    pub sni_strict: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn_protocols: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_suites: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve_preferences: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefer_server_cipher_suites: Option<Unsupported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_session_tickets: Option<Unsupported>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsStore {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_certificate: Option<TlsCertificate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_generated_cert: Option<Unsupported>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

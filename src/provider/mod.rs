@@ -254,18 +254,27 @@ impl Hub {
             .collect()
     }
 
-    /// Waits until any provider publishes. Returns false when every
-    /// provider has gone away.
+    /// Waits until any provider publishes. A provider that is done (its
+    /// handle dropped, e.g. a one-shot internal snapshot) keeps its last
+    /// snapshot and is no longer waited on. Returns false once every
+    /// provider is done.
     pub async fn changed(&mut self) -> bool {
-        if self.providers.is_empty() {
-            return false;
+        loop {
+            let waits: Vec<_> = self
+                .providers
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, (_, _, rx))| rx.has_changed().is_ok())
+                .map(|(i, (_, _, rx))| Box::pin(async move { (i, rx.changed().await.is_ok()) }))
+                .collect();
+            if waits.is_empty() {
+                return false;
+            }
+            let ((_, open), _, _) = futures_util::future::select_all(waits).await;
+            if open {
+                return true;
+            }
         }
-        let waits = self
-            .providers
-            .iter_mut()
-            .map(|(_, _, rx)| Box::pin(rx.changed()));
-        let (result, _, _) = futures_util::future::select_all(waits).await;
-        result.is_ok()
     }
 }
 
@@ -294,5 +303,30 @@ mod tests {
         file.publish(snap);
         assert!(hub.changed().await);
         assert_eq!(hub.current()[0].1.issues.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_finished_provider_does_not_stop_the_others() {
+        let mut hub = Hub::new();
+        let once = hub.register("internal");
+        let mut snap = Snapshot::default();
+        snap.issues
+            .push(ConfigIssue::warning("internal", "x", "kept"));
+        once.publish(snap);
+        drop(once);
+        let file = hub.register("file");
+        let _ = hub.current();
+        let waiter = tokio::spawn(async move {
+            let changed = hub.changed().await;
+            (changed, hub.current())
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut snap = Snapshot::default();
+        snap.issues.push(ConfigIssue::error("file", "y", "new"));
+        file.publish(snap);
+        let (changed, current) = waiter.await.unwrap();
+        assert!(changed);
+        assert_eq!(current[0].1.issues[0].message, "kept");
+        assert_eq!(current[1].1.issues[0].message, "new");
     }
 }

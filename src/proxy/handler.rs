@@ -28,9 +28,6 @@ use crate::rules::{self, RequestInfo};
 pub struct EntrypointInfo {
     pub name: Arc<str>,
     pub forwarded: ForwardedPolicy,
-    /// `http` or `https`.
-    pub scheme: &'static str,
-    pub default_port: u16,
 }
 
 /// What an internal service (`api@internal`, `ping@internal`, ...) needs.
@@ -67,9 +64,11 @@ impl Proxy {
         &self,
         ep: &EntrypointInfo,
         remote: SocketAddr,
+        tls: bool,
         req: Request<Incoming>,
     ) -> Response<Body> {
         let started = Instant::now();
+        let scheme = if tls { "https" } else { "http" };
         let started_at = SystemTime::now();
         let client_ip = remote.ip();
         let table = self.table.load();
@@ -87,10 +86,10 @@ impl Proxy {
             &ep.forwarded,
             &ForwardedFacts {
                 client_ip,
-                scheme: ep.scheme,
+                scheme,
                 websocket: protocol == Protocol::Websocket,
                 host: Some(host_str).filter(|h| !h.is_empty()),
-                default_port: ep.default_port,
+                default_port: if tls { 443 } else { 80 },
                 server_name: &self.server_name,
             },
         );
@@ -101,14 +100,17 @@ impl Proxy {
             return ProxyError::BadRequest("malformed percent-encoding in path".into()).response();
         };
         let route = table.entrypoint(&ep.name).and_then(|routes| {
-            routes.find(&RequestInfo {
-                host: &host,
-                path: &path,
-                query: parts.uri.query(),
-                method: &parts.method,
-                headers: &parts.headers,
-                client_ip,
-            })
+            routes.find(
+                &RequestInfo {
+                    host: &host,
+                    path: &path,
+                    query: parts.uri.query(),
+                    method: &parts.method,
+                    headers: &parts.headers,
+                    client_ip,
+                },
+                tls,
+            )
         });
         drop(path);
 
@@ -130,7 +132,7 @@ impl Proxy {
             Some(route) => {
                 record.router = Some(route.name.clone());
                 let mut parts = parts;
-                let mut ctx = RequestCtx::new(client_ip, ep.scheme);
+                let mut ctx = RequestCtx::new(client_ip, scheme);
                 let mut early: Option<(usize, Response<Body>)> = None;
                 for (i, layer) in route.layers.iter().enumerate() {
                     if let Flow::Respond(res) = layer.on_request(&mut parts, &mut ctx) {

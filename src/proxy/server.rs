@@ -1,5 +1,6 @@
-//! Entrypoint listeners: accept connections, serve HTTP/1.1 and h2c on each,
-//! and drain gracefully on shutdown.
+//! Entrypoint listeners: accept connections, terminate TLS when the client
+//! starts a handshake, serve HTTP/1.1 and HTTP/2 on each connection, and
+//! drain gracefully on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,9 +9,11 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::handler::{EntrypointInfo, Proxy};
 
@@ -37,15 +40,27 @@ impl Default for ServerTimeouts {
     }
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Everything a connection task needs, shared by all connections of an entrypoint.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    ep: Arc<EntrypointInfo>,
+    proxy: Arc<Proxy>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
 /// Serves one entrypoint until `shutdown` turns true, then drains.
 pub async fn serve(
     listener: TcpListener,
     ep: EntrypointInfo,
     timeouts: ServerTimeouts,
     proxy: Arc<Proxy>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let ep = Arc::new(ep);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -57,10 +72,13 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(timeouts.idle / 2))
         .keep_alive_timeout(Duration::from_secs(20));
-    // Connections borrow their builder; an entrypoint lives as long as the
-    // process, so its one builder is leaked once rather than cloned per
-    // connection.
-    let builder: &'static auto::Builder<TokioExecutor> = Box::leak(Box::new(builder));
+    let shared = Arc::new(Shared {
+        builder,
+        ep: Arc::new(ep),
+        proxy,
+        tls: tls.map(TlsAcceptor::from),
+        handshake_timeout: timeouts.header_read.unwrap_or(Duration::from_secs(60)),
+    });
     let graceful = GracefulShutdown::new();
 
     loop {
@@ -72,41 +90,82 @@ pub async fn serve(
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(entrypoint = %ep.name, error = %e, "accept failed");
+                tracing::warn!(entrypoint = %shared.ep.name, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = {
-            let proxy = proxy.clone();
-            let ep = ep.clone();
-            service_fn(move |req| {
-                let proxy = proxy.clone();
-                let ep = ep.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(&ep, remote, req).await) }
-            })
-        };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let watched = graceful.watch(conn);
-        let observer = proxy.observer.clone();
-        let name = ep.name.clone();
-        observer.connection_opened(&name);
+        let shared = shared.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            observer.connection_closed(&name);
+            let observer = shared.proxy.observer.clone();
+            observer.connection_opened(&shared.ep.name);
+            handle_connection(&shared, stream, remote, watcher).await;
+            observer.connection_closed(&shared.ep.name);
         });
     }
     drop(listener);
-    tracing::info!(entrypoint = %ep.name, "stopped accepting; draining in-flight requests");
+    tracing::info!(entrypoint = %shared.ep.name, "stopped accepting; draining in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => {
-            tracing::info!(entrypoint = %ep.name, "all connections drained");
+            tracing::info!(entrypoint = %shared.ep.name, "all connections drained");
         }
         _ = tokio::time::sleep(timeouts.grace) => {
-            tracing::warn!(entrypoint = %ep.name, grace = ?timeouts.grace, "grace period over; closing remaining connections");
+            tracing::warn!(entrypoint = %shared.ep.name, grace = ?timeouts.grace, "grace period over; closing remaining connections");
         }
+    }
+}
+
+/// Sniffs TLS, then serves the connection until it ends.
+async fn handle_connection(
+    shared: &Shared,
+    stream: TcpStream,
+    remote: std::net::SocketAddr,
+    watcher: Watcher,
+) {
+    if let Some(acceptor) = &shared.tls {
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(shared.handshake_timeout, stream.peek(&mut first)).await;
+        if matches!(peeked, Ok(Ok(1))) && first[0] == TLS_HANDSHAKE {
+            let accepted =
+                tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+            match accepted {
+                Ok(Ok(tls_stream)) => serve_io(shared, tls_stream, remote, true, watcher).await,
+                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+            }
+            return;
+        }
+        if !matches!(peeked, Ok(Ok(_))) {
+            return;
+        }
+    }
+    serve_io(shared, stream, remote, false, watcher).await;
+}
+
+async fn serve_io<I>(
+    shared: &Shared,
+    io: I,
+    remote: std::net::SocketAddr,
+    tls: bool,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let proxy = shared.proxy.clone();
+        let ep = shared.ep.clone();
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            let ep = ep.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(&ep, remote, tls, req).await) }
+        })
+    };
+    let conn = shared
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }

@@ -17,12 +17,17 @@ use crate::provider::{ConfigIssue, Snapshot};
 use crate::proxy::transport::{Transport, TransportConfig};
 use crate::rules;
 
+/// Routes of one entrypoint before indexing: plain, then TLS.
+type PlainAndTls = (Vec<Arc<Route>>, Vec<Arc<Route>>);
+
 pub struct CompileInput<'a> {
     pub snapshots: &'a [(String, Arc<Snapshot>)],
     /// Every entrypoint routers may attach to.
     pub entrypoints: &'a [String],
     /// Where routers that name no entrypoint attach.
     pub default_entrypoints: &'a [String],
+    /// Entrypoints whose every router is a TLS router (`http.tls`).
+    pub tls_entrypoints: &'a [String],
     pub default_transport: TransportConfig,
     pub previous: Option<&'a RouteTable>,
     pub generation: u64,
@@ -93,7 +98,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
 
     let lookup = MiddlewareLookup(&merged.model.http.middlewares);
     let mut layer_cache: HashMap<String, Result<Vec<Arc<dyn Layer>>, String>> = HashMap::new();
-    let mut routes: Vec<(Vec<String>, Route)> = Vec::new();
+    let mut routes: Vec<(Vec<String>, bool, Route)> = Vec::new();
     let mut routers: BTreeMap<String, RouterView> = BTreeMap::new();
 
     for (name, router) in &merged.model.http.routers {
@@ -106,6 +111,11 @@ pub fn compile(input: CompileInput) -> RouteTable {
             .unwrap_or_else(|| rules::default_priority(&router.rule));
 
         let entry_points = resolve_entrypoints(router, &input, &mut errors);
+        let tls = router.tls.is_some()
+            || (!entry_points.is_empty()
+                && entry_points
+                    .iter()
+                    .all(|e| input.tls_entrypoints.contains(e)));
         let parsed = match rules::parse(&router.rule, syntax) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -180,6 +190,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
                 service: router.service.clone(),
                 rule: router.rule.clone(),
                 rule_syntax: syntax_name(syntax).to_string(),
+                tls: (tls || router.tls.is_some()).then(|| router.tls.clone().unwrap_or_default()),
                 priority,
                 status,
                 error: errors.clone(),
@@ -188,6 +199,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         if let (true, Some(parsed), Some(target)) = (errors.is_empty(), parsed, target) {
             routes.push((
                 entry_points,
+                tls,
                 Route {
                     name: name.as_str().into(),
                     priority,
@@ -201,28 +213,37 @@ pub fn compile(input: CompileInput) -> RouteTable {
     }
 
     // Global order: priority descending, then name for a stable tie-break.
-    routes.sort_by(|(_, a), (_, b)| {
+    routes.sort_by(|(_, _, a), (_, _, b)| {
         b.priority
             .cmp(&a.priority)
             .then_with(|| a.name.cmp(&b.name))
     });
-    let mut per_entrypoint: HashMap<String, Vec<Arc<Route>>> = input
+    // Per entrypoint: routes for plain connections and for TLS ones.
+    let mut per_entrypoint: HashMap<String, PlainAndTls> = input
         .entrypoints
         .iter()
-        .map(|e| (e.clone(), Vec::new()))
+        .map(|e| (e.clone(), (Vec::new(), Vec::new())))
         .collect();
-    for (rank, (eps, mut route)) in routes.into_iter().enumerate() {
+    for (rank, (eps, tls, mut route)) in routes.into_iter().enumerate() {
         route.rank = u32::try_from(rank).unwrap_or(u32::MAX);
         let route = Arc::new(route);
         for ep in eps {
-            per_entrypoint.entry(ep).or_default().push(route.clone());
+            let (plain, secure) = per_entrypoint.entry(ep.clone()).or_default();
+            if tls || input.tls_entrypoints.contains(&ep) {
+                secure.push(route.clone());
+            } else {
+                plain.push(route.clone());
+            }
         }
     }
     let entrypoints = per_entrypoint
         .into_iter()
-        .map(|(ep, list)| {
-            let index = HostIndex::build(&list);
-            (ep, EntrypointRoutes { index })
+        .map(|(ep, (plain, secure))| {
+            let routes = EntrypointRoutes {
+                index: HostIndex::build(&plain),
+                tls_index: HostIndex::build(&secure),
+            };
+            (ep, routes)
         })
         .collect();
 
@@ -322,6 +343,16 @@ fn merge(snapshots: &[(String, Arc<Snapshot>)], issues: &mut Vec<ConfigIssue>) -
                 .http
                 .middlewares
                 .insert(middleware::qualify(name, provider), mw);
+        }
+        if let Some(tls) = &snap.config.tls {
+            let merged = model.tls.get_or_insert_with(Default::default);
+            merged.certificates.extend(tls.certificates.iter().cloned());
+            for (k, v) in &tls.options {
+                merged.options.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for (k, v) in &tls.stores {
+                merged.stores.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         for (name, t) in &http.servers_transports {
             model

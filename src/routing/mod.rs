@@ -54,15 +54,25 @@ pub struct ServiceRuntime {
     pub transport: Arc<Transport>,
 }
 
-/// The routes of one entrypoint.
+/// The routes of one entrypoint: TLS routers answer only connections that
+/// came in over TLS, the others only plain ones, as in Traefik.
 #[derive(Debug, Default)]
 pub struct EntrypointRoutes {
     pub index: HostIndex,
+    pub tls_index: HostIndex,
 }
 
 impl EntrypointRoutes {
-    pub fn find(&self, req: &RequestInfo) -> Option<&Arc<Route>> {
-        self.index.find(req)
+    pub fn find(&self, req: &RequestInfo, tls: bool) -> Option<&Arc<Route>> {
+        if tls {
+            self.tls_index.find(req)
+        } else {
+            self.index.find(req)
+        }
+    }
+
+    pub fn has_tls_routes(&self) -> bool {
+        !self.tls_index.is_empty()
     }
 }
 
@@ -85,6 +95,8 @@ pub struct RouterView {
     pub service: String,
     pub rule: String,
     pub rule_syntax: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::config::dynamic::RouterTls>,
     pub priority: i64,
     pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -140,6 +152,9 @@ impl RouteTable {
     /// Number of enabled routes over all entrypoints (a route on two
     /// entrypoints counts twice).
     pub fn route_count(&self) -> usize {
-        self.entrypoints.values().map(|e| e.index.len()).sum()
+        self.entrypoints
+            .values()
+            .map(|e| e.index.len() + e.tls_index.len())
+            .sum()
     }
 }

@@ -2,6 +2,8 @@
 //! all on 127.0.0.1, as child processes that are killed on drop.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -148,7 +150,7 @@ impl Whoami {
 
     pub fn start_on(name: &str, port: u16) -> Whoami {
         let exe = whoami_bin();
-        let mut child = Command::new(&exe)
+        let mut child = Command::new(exe)
             .args([
                 "--port",
                 &port.to_string(),
@@ -340,6 +342,23 @@ pub async fn get(url: &str, host: &str) -> Answer {
     request("GET", url, &[("host", host)], "")
         .await
         .unwrap_or_else(|e| panic!("GET {url} (Host {host}) failed: {e}"))
+}
+
+/// Waits (bounded) until `GET url` with that Host (none when empty)
+/// answers `status`: the usual way to know a configuration was applied.
+pub async fn wait_status(what: &str, url: &str, host: &str, status: u16, within: Duration) {
+    let headers: Vec<(&str, &str)> = if host.is_empty() {
+        vec![]
+    } else {
+        vec![("host", host)]
+    };
+    eventually(what, within, || async {
+        request("GET", url, &headers, "")
+            .await
+            .map(|r| r.status == status)
+            .unwrap_or(false)
+    })
+    .await;
 }
 
 /// Polls `check` until it is true, bounded; panics with `what` otherwise.

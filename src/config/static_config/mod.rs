@@ -98,6 +98,13 @@ pub struct EntryPoint {
     pub timeouts: RespondingTimeouts,
     pub life_cycle: LifeCycle,
     pub redirect: Option<EntryPointRedirect>,
+    /// `http.tls`: the entrypoint terminates TLS for all its routers.
+    pub tls: Option<EntryPointTls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EntryPointTls {
+    pub options: Option<String>,
 }
 
 /// Which clients may set `X-Forwarded-*` headers.

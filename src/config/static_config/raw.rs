@@ -123,12 +123,21 @@ pub struct RawRespondingTimeouts {
     pub read_header_timeout: Option<GoDuration>,
 }
 
+/// `entryPoints.<n>.http.tls`: every router on the entrypoint is a TLS router.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RawEntryPointTls {
+    pub options: Option<String>,
+    pub cert_resolver: Option<Unsupported>,
+    pub domains: Option<Unsupported>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RawEntryPointHttp {
     pub redirections: Option<RawRedirections>,
     pub middlewares: Option<Unsupported>,
-    pub tls: Option<Unsupported>,
+    pub tls: Option<RawEntryPointTls>,
     pub encoded_characters: Option<Unsupported>,
     pub encode_query_semicolons: Option<Unsupported>,
     pub sanitize_path: Option<Unsupported>,

@@ -424,7 +424,7 @@ fn real_traefik_keys_escale_lacks_are_warnings_typos_below_them_are_errors() {
         "flag `--tracing.otlp=true`: `tracing` is not supported by escale and is ignored",
         "flag `--certificatesresolvers.le.acme.email=a@example.com`: `certificatesresolvers` is not supported by escale and is ignored",
         "flag `--providers.kubernetescrd`: `providers.kubernetescrd` is not supported by escale and is ignored",
-        "flag `--entrypoints.web.http.tls.certresolver=le`: `entrypoints.web.http.tls` is not supported by escale and is ignored",
+        "flag `--entrypoints.web.http.tls.certresolver=le`: `entrypoints.web.http.tls.certresolver` is not supported by escale and is ignored",
         "flag `--entrypoints.web.http2.maxConcurrentStreams=10`: `entrypoints.web.http2` is not supported by escale and is ignored",
     ] {
         assert!(has(&w, want), "missing {want:?} in {w:#?}");

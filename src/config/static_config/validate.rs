@@ -15,9 +15,9 @@ use super::legacy::Legacy;
 use super::raw::{self, RawStatic};
 use super::{
     AccessLog, AccessLogFields, AccessLogFormat, Api, DockerProvider, EntryPoint,
-    EntryPointRedirect, FieldMode, FileProvider, FileSource, Finding, ForwardedHeaders, Generation,
-    INTERNAL_ENTRY_POINT, LifeCycle, Log, LogFormat, LogLevel, Ping, Prometheus, Providers,
-    RedirectTarget, RespondingTimeouts, ServersTransport, StaticConfig,
+    EntryPointRedirect, EntryPointTls, FieldMode, FileProvider, FileSource, Finding,
+    ForwardedHeaders, Generation, INTERNAL_ENTRY_POINT, LifeCycle, Log, LogFormat, LogLevel, Ping,
+    Prometheus, Providers, RedirectTarget, RespondingTimeouts, ServersTransport, StaticConfig,
 };
 
 const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -92,8 +92,12 @@ pub(super) fn validate(raw: RawStatic, legacy: &Legacy) -> (StaticConfig, Vec<Fi
             .as_ref()
             .is_some_and(|m| !m.manual_routing && m.entry_point == INTERNAL_ENTRY_POINT);
     if wants_internal && !raw_eps.contains_key(INTERNAL_ENTRY_POINT) {
+        // Only `api.insecure` asks for a public admin endpoint; for ping and
+        // metrics alone the implicit entrypoint stays on loopback. Declare
+        // `entryPoints.traefik` to choose another address.
+        let insecure = api.as_ref().is_some_and(|a| a.insecure);
         let ep = raw::RawEntryPoint {
-            address: Some(":8080".into()),
+            address: Some(if insecure { ":8080" } else { "127.0.0.1:8080" }.into()),
             ..Default::default()
         };
         raw_eps.insert(INTERNAL_ENTRY_POINT.into(), ep);
@@ -272,12 +276,12 @@ impl Checker {
             grace: dur(lc.grace_time_out, Duration::from_secs(10)),
         };
 
+        let http = raw.http.unwrap_or_default();
+        let tls = http.tls.map(|t| EntryPointTls {
+            options: non_empty(t.options),
+        });
         let mut redirect = None;
-        if let Some(r) = raw
-            .http
-            .and_then(|h| h.redirections)
-            .and_then(|r| r.entry_point)
-        {
+        if let Some(r) = http.redirections.and_then(|r| r.entry_point) {
             let to_key = at(&["http", "redirections", "entryPoint", "to"]);
             let to = match non_empty(r.to) {
                 None => {
@@ -329,6 +333,7 @@ impl Checker {
             timeouts,
             life_cycle,
             redirect,
+            tls,
         })
     }
 

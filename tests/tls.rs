@@ -1,0 +1,294 @@
+//! TLS termination: certificates from the dynamic file chosen by SNI, TLS
+//! and plain routers side by side, HTTP/2 by ALPN, entrypoint redirection.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName};
+
+struct Cert {
+    pem: String,
+    key: String,
+    der: CertificateDer<'static>,
+}
+
+fn cert(names: &[&str]) -> Cert {
+    let c =
+        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    Cert {
+        pem: c.cert.pem(),
+        key: c.signing_key.serialize_pem(),
+        der: c.cert.der().clone(),
+    }
+}
+
+/// What a TLS client saw: the peer's certificate, the ALPN protocol, the answer.
+struct TlsAnswer {
+    peer_cert: CertificateDer<'static>,
+    alpn: Option<Vec<u8>>,
+    status: u16,
+    body: String,
+}
+
+async fn https_get(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    trust: &[&CertificateDer<'static>],
+    h2: bool,
+    path: &str,
+) -> TlsAnswer {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in trust {
+        roots.add((*c).clone()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let (_, session) = tls.get_ref();
+    let peer_cert = session.peer_certificates().unwrap()[0].clone();
+    let alpn = session.alpn_protocol().map(|p| p.to_vec());
+    let req = http::Request::get(path)
+        .header("host", sni)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = if h2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut req = req;
+        *req.uri_mut() = format!("https://{sni}{path}").parse().unwrap();
+        send.send_request(req).await.unwrap()
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        send.send_request(req).await.unwrap()
+    };
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    TlsAnswer {
+        peer_cert,
+        alpn,
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminates_tls_by_sni_next_to_plain_routes() {
+    let secure = Whoami::start("secure");
+    let plain = Whoami::start("plain");
+    let a = cert(&["a.test"]);
+    let b = cert(&["*.b.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (a_cert, a_key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+    std::fs::write(&a_cert, &a.pem).unwrap();
+    std::fs::write(&a_key, &a.key).unwrap();
+    let yaml = format!(
+        r#"http:
+  routers:
+    secure-a:
+      rule: "Host(`a.test`)"
+      service: secure
+      tls: {{}}
+    secure-b:
+      rule: "HostRegexp(`^[a-z]+\\.b\\.test$`)"
+      service: secure
+      tls: {{}}
+    plain-a:
+      rule: "Host(`a.test`)"
+      service: plain
+  services:
+    secure:
+      loadBalancer:
+        servers:
+          - url: "{}"
+    plain:
+      loadBalancer:
+        servers:
+          - url: "{}"
+tls:
+  certificates:
+    - certFile: "{}"
+      keyFile: "{}"
+    - certFile: |
+{}
+      keyFile: |
+{}
+"#,
+        secure.url(),
+        plain.url(),
+        a_cert.display(),
+        a_key.display(),
+        indent(&b.pem, 8),
+        indent(&b.key, 8),
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let url = esc.url("/");
+    wait_status(
+        "plain route ready",
+        &url,
+        "a.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Plain HTTP on the same entrypoint reaches the plain router.
+    assert_eq!(
+        get(&esc.url("/"), "a.test").await.echo("Name").as_deref(),
+        Some("plain")
+    );
+
+    // TLS with SNI a.test: certificate a, the TLS router, X-Forwarded-Proto https.
+    let r = https_get(esc.web, "a.test", &[&a.der], false, "/hello").await;
+    assert_eq!(r.peer_cert, a.der);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Name: secure"), "{}", r.body);
+    assert!(r.body.contains("X-Forwarded-Proto: https"), "{}", r.body);
+    assert!(r.body.contains("X-Forwarded-Port: 443"), "{}", r.body);
+
+    // Wildcard certificate (inline PEM) by SNI, over HTTP/2 negotiated by ALPN.
+    let r = https_get(esc.web, "x.b.test", &[&b.der], true, "/h2").await;
+    assert_eq!(r.peer_cert, b.der);
+    assert_eq!(r.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Name: secure"), "{}", r.body);
+}
+
+fn indent(text: &str, n: usize) -> String {
+    text.lines()
+        .map(|l| format!("{}{l}", " ".repeat(n)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entrypoint_redirection_to_https() {
+    let w = Whoami::start("w");
+    let secure_port = free_port();
+    let yaml = format!(
+        "http:\n  routers:\n    r:\n      rule: \"Host(`r.test`)\"\n      service: w\n      tls: {{}}\n  services:\n    w:\n      loadBalancer:\n        servers:\n          - url: \"{}\"\n",
+        w.url()
+    );
+    let esc = Escale::start(
+        &yaml,
+        &[
+            &format!("--entrypoints.websecure.address=127.0.0.1:{secure_port}"),
+            "--entrypoints.web.http.redirections.entrypoint.to=websecure",
+            "--entrypoints.web.http.redirections.entrypoint.scheme=https",
+        ],
+    );
+    let url = esc.url("/path?q=1");
+    wait_status(
+        "redirect router ready",
+        &url,
+        "r.test",
+        301,
+        Duration::from_secs(5),
+    )
+    .await;
+    let r = get(&esc.url("/path?q=1"), "r.test").await;
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.headers["location"],
+        format!("https://r.test:{secure_port}/path?q=1")
+    );
+    // The default self-signed certificate answers on the TLS side.
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", secure_port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("r.test").unwrap(), tcp)
+        .await
+        .expect("handshake with the default certificate");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let res = send
+        .send_request(
+            http::Request::get("/x")
+                .header("host", "r.test")
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// Accepts any server certificate (the test checks routing, not trust).
+#[derive(Debug)]
+struct AcceptAny;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
