@@ -603,7 +603,12 @@ pub async fn ps(path: &Path, opts: &Options) -> Outcome {
             .filter(|(k, _)| k.starts_with("traefik.http.routers.") && k.ends_with(".rule"))
             .map(|(_, v)| v.clone())
             .collect();
-        let extra = if name == &all[0] && l.def.proxy.is_some() {
+        let proxy_name = l
+            .def
+            .proxy
+            .as_ref()
+            .map(|p| format!("{prefix}{}", p.service.name.value));
+        let extra = if proxy_name.as_ref() == Some(name) {
             "(proxy)".to_string()
         } else if routes.is_empty() {
             "-".to_string()

@@ -105,11 +105,15 @@ pub struct ProxyDef {
 }
 
 /// Where a service came from, for messages.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Origin {
+    #[default]
     Service,
     Proxy,
-    Tenant { template: String, tenant: String },
+    Tenant {
+        template: String,
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -140,12 +144,6 @@ pub struct ServiceDef {
     pub stop_grace_period: Option<Duration>,
     pub restart: Option<Restart>,
     pub route: Option<RouteDef>,
-}
-
-impl Default for Origin {
-    fn default() -> Self {
-        Origin::Service
-    }
 }
 
 impl Default for At<String> {

@@ -70,7 +70,7 @@ pub fn compile(
     let rule = match rule_of(r) {
         Ok(rule) => {
             if let Err(e) = rules::parse(&rule, RuleSyntax::V3) {
-                errors.push(format!("rule `{rule}` does not parse: {e}"));
+                errors.push(rule_error(&e));
             }
             rule
         }
@@ -157,10 +157,19 @@ pub fn check_raw_rules<'a>(
             && k.ends_with(".rule")
             && let Err(e) = rules::parse(v, RuleSyntax::V3)
         {
-            out.push((k.to_string(), format!("rule `{v}` does not parse: {e}")));
+            out.push((k.to_string(), rule_error(&e)));
         }
     }
     out
+}
+
+fn rule_error(e: &rules::RuleError) -> String {
+    format!(
+        "rule `{}` does not parse: {} (at character {})",
+        e.rule,
+        e.message,
+        e.position + 1
+    )
 }
 
 /// `10s`, `1m30s`, `250ms`: the form Traefik's labels take.
@@ -169,7 +178,7 @@ pub fn go_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;

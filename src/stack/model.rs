@@ -341,10 +341,15 @@ pub fn compile(
 
         // Networks, each with the file's name as an alias so that services
         // reach each other by it whatever the prefix (`mysql_master`).
+        let mut nets_known = true;
         let nets: Vec<String> = match &s.networks {
             Some(list) => list
                 .iter()
-                .filter(|n| check_net(p, n, &who))
+                .filter(|n| {
+                    let ok = check_net(p, n, &who);
+                    nets_known &= ok;
+                    ok
+                })
                 .map(|n| n.value.clone())
                 .collect(),
             None => main_net.iter().cloned().collect(),
@@ -366,6 +371,8 @@ pub fn compile(
         if let Some(r) = &s.route {
             let reach = match &main_net {
                 Some(mn) if nets.contains(mn) => Some(format!("{prefix}{mn}")),
+                // A misspelt network was reported already; this would only echo it.
+                Some(_) if !nets_known => None,
                 Some(mn) => {
                     p.at_line(
                         Some(r.line),
