@@ -539,3 +539,32 @@ fn examples_pass_validation() {
         );
     }
 }
+
+/// The TOML blocks of docs/stack.md are valid stack files.
+#[test]
+fn documented_examples_are_valid() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stack.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2);
+    for (i, block) in blocks.iter().enumerate() {
+        // The template example is a fragment: give it a stack name.
+        let text = if block.contains("[stack]") {
+            block.to_string()
+        } else {
+            format!("[stack]\nname = \"doc\"\n{block}")
+        };
+        let (d, msgs) = run(&text, |f| {
+            for s in ["db_password", "tls_key"] {
+                f.secrets.insert(s.into(), format!("id-{s}"));
+            }
+            f.configs.insert("nginx_conf".into(), "id-conf".into());
+        });
+        assert!(msgs.is_empty(), "block {i}: {msgs:?}");
+        assert!(d.is_some());
+    }
+}
