@@ -107,6 +107,21 @@ async fn connect() -> Option<Engine> {
     }
 }
 
+/// Connects; without an engine, the file's own problems are still shown, so
+/// that they can be fixed meanwhile.
+async fn connect_or_report(l: &Loaded) -> Option<Engine> {
+    let engine = connect().await;
+    if engine.is_none() && !l.problems.is_empty() {
+        eprint!("{}", l.problems.render(&l.path));
+        eprintln!(
+            "{}: {} problem(s) found without the engine; its checks (images, mounts, ports) did not run",
+            l.path,
+            l.problems.sorted().len()
+        );
+    }
+    engine
+}
+
 /// Validates everything (file, then engine facts) and computes the plan.
 async fn prepare(
     engine: &Engine,
@@ -146,7 +161,7 @@ pub async fn plan(path: &Path, opts: &Options) -> Outcome {
             return Outcome::Invalid;
         }
     };
-    let Some(engine) = connect().await else {
+    let Some(engine) = connect_or_report(&l).await else {
         return Outcome::Failed;
     };
     match prepare(&engine, &mut l, opts).await {
@@ -170,7 +185,7 @@ pub async fn up(path: &Path, opts: &Options) -> Outcome {
             return Outcome::Invalid;
         }
     };
-    let Some(engine) = connect().await else {
+    let Some(engine) = connect_or_report(&l).await else {
         return Outcome::Failed;
     };
     let (desired, _current, plan) = match prepare(&engine, &mut l, opts).await {
