@@ -320,6 +320,30 @@ pub fn compile(
             Some(_) => {}
         }
         check_mounts(p, &who, &s.mounts, facts);
+        // Docker would refuse these at create time, after other objects were made.
+        if s.endpoint_mode.as_deref() == Some("dnsrr") {
+            for pb in s.publish.iter().filter(|pb| pb.value.mode == "ingress") {
+                p.at_line(
+                    Some(pb.line),
+                    format!(
+                        "{who}: port {} is published in ingress mode, which needs endpoint_mode = \"vip\"",
+                        pb.value.published
+                    ),
+                );
+            }
+        }
+        for c in &s.constraints {
+            let ok = ["==", "!="].iter().any(|op| {
+                c.split_once(op)
+                    .is_some_and(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+            });
+            if !ok {
+                p.at_line(
+                    Some(s.name.line),
+                    format!("{who}: constraint `{c}` must read `key == value` or `key != value`"),
+                );
+            }
+        }
         let mut secret_ids = BTreeMap::new();
         resolve_refs(
             p,

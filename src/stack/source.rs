@@ -118,9 +118,15 @@ impl Problems {
         self.list.len()
     }
 
-    /// Sorted by line, for a report that reads top to bottom.
+    /// Sorted by line, for a report that reads top to bottom; a problem
+    /// found twice (a template seen through two tenants) is said once.
     pub fn sorted(&self) -> Vec<Problem> {
-        let mut v = self.list.clone();
+        let mut v: Vec<Problem> = Vec::with_capacity(self.list.len());
+        for p in &self.list {
+            if !v.contains(p) {
+                v.push(p.clone());
+            }
+        }
         v.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         v
     }

@@ -568,3 +568,21 @@ fn documented_examples_are_valid() {
         assert!(d.is_some());
     }
 }
+
+#[test]
+fn engine_refusals_are_caught_first() {
+    let (d, msgs) = run(
+        &with_base(
+            "\n[services.a]\nimage = \"x\"\nendpoint_mode = \"dnsrr\"\npublish = [{ published = 19150, target = 80, mode = \"ingress\" }]\nconstraints = [\"node.role=manager\"]\n",
+        ),
+        |_| {},
+    );
+    assert!(d.is_none());
+    assert_eq!(
+        msgs,
+        [
+            "11: service `a`: constraint `node.role=manager` must read `key == value` or `key != value`",
+            "14: service `a`: port 19150 is published in ingress mode, which needs endpoint_mode = \"vip\"",
+        ]
+    );
+}
