@@ -842,3 +842,132 @@ pub async fn down(path: &Path, opts: &Options) -> Outcome {
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{
+        ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatus, TaskSpec,
+        TaskSpecContainerSpec, TaskStatus,
+    };
+
+    fn cs(image: &str) -> TaskSpecContainerSpec {
+        TaskSpecContainerSpec {
+            image: Some(image.into()),
+            ..Default::default()
+        }
+    }
+
+    fn service(image: &str, replicas: i64) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                task_template: Some(TaskSpec {
+                    container_spec: Some(cs(image)),
+                    ..Default::default()
+                }),
+                mode: Some(ServiceSpecMode {
+                    replicated: Some(ServiceSpecModeReplicated {
+                        replicas: Some(replicas),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn task(
+        id: &str,
+        image: &str,
+        desired: TaskState,
+        state: TaskState,
+        err: Option<&str>,
+    ) -> Task {
+        Task {
+            id: Some(id.into()),
+            spec: Some(TaskSpec {
+                container_spec: Some(cs(image)),
+                ..Default::default()
+            }),
+            desired_state: Some(desired),
+            status: Some(TaskStatus {
+                state: Some(state),
+                err: err.map(String::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn old_tasks_do_not_count_during_an_update() {
+        let svc = service("app:2", 2);
+        let tasks = [
+            task("a", "app:1", TaskState::RUNNING, TaskState::RUNNING, None),
+            task("b", "app:2", TaskState::RUNNING, TaskState::RUNNING, None),
+            task("c", "app:2", TaskState::RUNNING, TaskState::STARTING, None),
+        ];
+        let p = progress(&svc, &tasks);
+        assert_eq!((p.running, p.desired), (1, 2));
+        assert!(!p.done());
+        assert_eq!(describe(&p), "1/2 running");
+    }
+
+    #[test]
+    fn converged_when_every_replica_runs_the_spec() {
+        let svc = service("app:2", 2);
+        let tasks = [
+            task("a", "app:1", TaskState::SHUTDOWN, TaskState::SHUTDOWN, None),
+            task("b", "app:2", TaskState::RUNNING, TaskState::RUNNING, None),
+            task("c", "app:2", TaskState::RUNNING, TaskState::RUNNING, None),
+        ];
+        let p = progress(&svc, &tasks);
+        assert!(p.done(), "{p:?}");
+        assert_eq!(running_ids(&tasks), ["b", "c"]);
+    }
+
+    #[test]
+    fn an_update_in_progress_or_paused() {
+        let mut svc = service("app:2", 1);
+        let tasks = [task(
+            "b",
+            "app:2",
+            TaskState::RUNNING,
+            TaskState::RUNNING,
+            None,
+        )];
+        svc.update_status = Some(ServiceUpdateStatus {
+            state: Some(ServiceUpdateStatusStateEnum::UPDATING),
+            ..Default::default()
+        });
+        assert!(!progress(&svc, &tasks).done());
+        svc.update_status = Some(ServiceUpdateStatus {
+            state: Some(ServiceUpdateStatusStateEnum::PAUSED),
+            message: Some("update paused due to failure".into()),
+            ..Default::default()
+        });
+        let p = progress(&svc, &tasks);
+        assert_eq!(
+            p.stuck.as_deref(),
+            Some("update paused: update paused due to failure")
+        );
+    }
+
+    #[test]
+    fn task_errors_are_shown_until_converged() {
+        let svc = service("app:1", 1);
+        let tasks = [task(
+            "a",
+            "app:1",
+            TaskState::SHUTDOWN,
+            TaskState::REJECTED,
+            Some("No such image: app:1"),
+        )];
+        let p = progress(&svc, &tasks);
+        assert_eq!(
+            describe(&p),
+            "0/1 running (last task error: No such image: app:1)"
+        );
+    }
+}
