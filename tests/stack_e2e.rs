@@ -6,7 +6,7 @@
 //! `escale:dev` and `escale-whoami:dev` (scripts/build-images.sh). The tests
 //! fail, not skip, without them. Each run uses its own `esc-stack-<random>-`
 //! prefix, removes what it created, and removes leftovers of crashed runs.
-//! Host ports: 19110-19119.
+//! Host ports: 19110-19112.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -580,6 +580,17 @@ fn refuses_a_published_port_used_twice() {
         "pub",
         "[services.db]\nimage = \"escale-whoami:dev\"\npublish = [\"19111:3306\"]\n",
         &[":15: published port 19111/tcp is used twice: by `proxy` (line 8) and by `db`"],
+    );
+}
+
+#[test]
+fn refuses_a_port_in_use_on_this_host() {
+    // Something listening on the port, as a forgotten `docker run -p` would.
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", 19112)).expect("bind 127.0.0.1:19112");
+    assert_refused(
+        "busy",
+        "[services.db]\nimage = \"escale-whoami:dev\"\npublish = [\"19112:3306\"]\n",
+        &[":15: published port 19112/tcp of `db` is already in use on this host"],
     );
 }
 

@@ -1,7 +1,7 @@
 //! The Docker calls the stack needs, through bollard. Everything here is a
 //! thin, typed wrapper; decisions are made in `diff` and `apply`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use bollard::Docker;
@@ -113,6 +113,7 @@ impl Engine {
                 f.configs.insert(name, id);
             }
         }
+        let mut own_ports = Vec::new();
         for s in self.all_services().await? {
             let labels = s
                 .spec
@@ -120,6 +121,13 @@ impl Engine {
                 .and_then(|sp| sp.labels.clone())
                 .unwrap_or_default();
             if labels.get(OWNER_LABEL).map(String::as_str) == Some(owner) {
+                let ports = s
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.endpoint_spec.as_ref())
+                    .and_then(|e| e.ports.clone())
+                    .unwrap_or_default();
+                own_ports.extend(ports.iter().filter_map(|p| p.published_port));
                 continue;
             }
             let name = s
@@ -142,6 +150,12 @@ impl Engine {
                         .unwrap_or_else(|| "tcp".into());
                     f.foreign_ports.insert((pp as u16, proto), name.clone());
                 }
+            }
+        }
+        let listening = listening_ports();
+        for &port in &wants.host_ports {
+            if !own_ports.contains(&i64::from(port)) && listening.contains(&port) {
+                f.busy_ports.insert(port);
             }
         }
         Ok(f)
@@ -318,6 +332,37 @@ impl Engine {
     }
 }
 
+/// TCP ports something listens on in this host's network namespace, from
+/// /proc/net/tcp{,6} (empty elsewhere). Reading, not binding: a bind test
+/// would race with another `escale stack` doing the same check.
+fn listening_ports() -> BTreeSet<u16> {
+    let mut ports = BTreeSet::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        ports.extend(parse_listening(&text));
+    }
+    ports
+}
+
+/// Lines read `sl local_address rem_address st ...`, addresses as
+/// `HEXADDR:HEXPORT`; state 0A is LISTEN.
+fn parse_listening(text: &str) -> Vec<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            let local = cols.nth(1)?;
+            let state = cols.nth(1)?;
+            if state != "0A" {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+        })
+        .collect()
+}
+
 fn current_service(s: Service) -> CurrentService {
     let spec = s.spec.unwrap_or_default();
     CurrentService {
@@ -331,5 +376,32 @@ fn current_service(s: Service) -> CurrentService {
             .into_iter()
             .collect(),
         spec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_ports_from_proc() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:4A50 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:4A51 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+";
+        assert_eq!(parse_listening(text), [0x4A50]);
+        let text6 = "  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000
+";
+        assert_eq!(parse_listening(text6), [8080]);
+    }
+
+    #[test]
+    fn a_listener_here_is_seen() {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening_ports().contains(&port));
+        drop(l);
+        assert!(!listening_ports().contains(&port));
     }
 }

@@ -32,6 +32,9 @@ pub struct Facts {
     pub configs: BTreeMap<String, String>,
     /// Published port → a service outside this stack that publishes it.
     pub foreign_ports: BTreeMap<(u16, String), String>,
+    /// TCP ports that something on this host already listens on (not a
+    /// service of this stack): a host-mode task could not bind them.
+    pub busy_ports: BTreeSet<u16>,
 }
 
 /// What [`Facts`] must cover for a stack.
@@ -39,6 +42,8 @@ pub struct Facts {
 pub struct Wants {
     pub images: BTreeSet<String>,
     pub paths: BTreeSet<String>,
+    /// TCP ports published in host mode.
+    pub host_ports: BTreeSet<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +105,14 @@ pub fn wants(def: &StackDef) -> Wants {
                 w.paths.insert(m.value.source.clone());
             }
         }
+        for p in &s.publish {
+            if p.value.mode == "host" && p.value.protocol == "tcp" {
+                w.host_ports.insert(p.value.published);
+            }
+        }
+    }
+    if let Some(px) = &def.proxy {
+        w.host_ports.extend(px.ports.iter().map(|(_, p)| p.value));
     }
     if def.proxy.is_some() {
         w.paths.insert(DOCKER_SOCKET.into());
@@ -249,6 +262,15 @@ pub fn compile(
                     ),
                 );
         } else {
+            if proto == "tcp" && facts.busy_ports.contains(&port) {
+                p.at_line(
+                    Some(line),
+                    format!(
+                        "published port {port}/tcp of `{}` is already in use on this host",
+                        who.name.value
+                    ),
+                );
+            }
             seen_ports.insert(key, (who.name.value.clone(), line));
         }
     };

@@ -586,3 +586,23 @@ fn engine_refusals_are_caught_first() {
         ]
     );
 }
+
+#[test]
+fn published_port_busy_on_this_host() {
+    let text =
+        with_base("\n[services.a]\nimage = \"x\"\npublish = [\"19150:80\", \"19151:80/udp\"]\n");
+    let mut p = Problems::for_text(&text);
+    let root = source::parse(&text, &mut p).unwrap();
+    let def = file::read(&root, std::path::Path::new("/"), &mut p);
+    assert_eq!(
+        wants(&def).host_ports.into_iter().collect::<Vec<_>>(),
+        [19100, 19150]
+    );
+    let (_, msgs) = run(&text, |f| {
+        f.busy_ports.insert(19150);
+    });
+    assert_eq!(
+        msgs,
+        ["13: published port 19150/tcp of `a` is already in use on this host"]
+    );
+}
