@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
 use crate::config::dynamic::{DynamicConfig, Middleware, RedirectScheme, Router};
 use crate::config::static_config::{RedirectTarget, StaticConfig};
-use crate::provider::{Hub, ProviderStatus, file};
+use crate::provider::{Hub, ProviderStatus, file, swarm};
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
 use crate::proxy::observe::{Observer, Observers};
@@ -44,6 +44,8 @@ pub struct EntrypointSpec {
 pub struct AppConfig {
     pub entrypoints: Vec<EntrypointSpec>,
     pub file: Option<(file::FileSource, bool)>,
+    /// `providers.swarm` (or Traefik 1's `--docker.swarmmode`).
+    pub swarm: Option<swarm::SwarmConfig>,
     pub transport: TransportConfig,
     /// Routers escale itself defines (`@internal`): entrypoint redirections.
     pub internal: DynamicConfig,
@@ -101,10 +103,29 @@ impl AppConfig {
         AppConfig {
             entrypoints,
             file,
+            swarm: config.providers.swarm.as_ref().map(swarm_config),
             transport,
             internal: redirections(config),
             admin: admin_config(config),
         }
+    }
+}
+
+fn swarm_config(p: &crate::config::static_config::DockerProvider) -> swarm::SwarmConfig {
+    swarm::SwarmConfig {
+        endpoint: p.endpoint.clone(),
+        network: p.network.clone(),
+        exposed_by_default: p.exposed_by_default,
+        constraints: p.constraints.clone(),
+        default_rule: p.default_rule.clone(),
+        refresh: p.refresh,
+        watch: p.watch,
+        generation: if p.v1.is_some() {
+            crate::labels::LabelGeneration::V1
+        } else {
+            crate::labels::LabelGeneration::V3
+        },
+        domain: p.v1.as_ref().and_then(|v| v.domain.clone()),
     }
 }
 
@@ -252,6 +273,10 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
     if let Some((source, watch)) = config.file.clone() {
         let handle = hub.register(file::PROVIDER);
         background.push(tokio::spawn(file::run(source, watch, handle)));
+    }
+    if let Some(sc) = config.swarm.clone() {
+        let handle = hub.register(sc.provider_name());
+        background.push(tokio::spawn(swarm::run(sc, handle)));
     }
     // Routers escale defines itself: admin (api, dashboard, ping, metrics)
     // and entrypoint redirections, under the `internal` provider.

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: static configuration (Traefik keys), dynamic model, decoding.
 //! - [`rules`]: rule grammars (Traefik v3 expressions and v1 `Matcher:args`), matchers.
+//! - [`labels`]: swarm service labels (Traefik v1 and v2/v3) to the dynamic model.
 //! - [`middleware`]: request/response middlewares (strip prefix, headers, auth, ...).
 //! - [`provider`]: sources of dynamic configuration (file, swarm) and their snapshots.
 //! - [`routing`]: compiles the model into an immutable, host-indexed `RouteTable`.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod balance;
 pub mod check;
 pub mod config;
+pub mod labels;
 pub mod middleware;
 pub mod provider;
 pub mod proxy;

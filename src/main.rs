@@ -87,6 +87,12 @@ fn run(args: &[String]) -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), source = ?loaded.source, "starting escale");
 
     let config = AppConfig::from_static(&loaded.config);
+    if let Some(Err(errors)) = config.swarm.as_ref().map(|s| s.label_defaults()) {
+        for e in errors {
+            tracing::error!("providers.swarm: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
     let mut ext = Extensions::default();
     if let Some(al) = &loaded.config.access_log {
         ext.observers
@@ -124,6 +130,13 @@ fn check(args: &[String]) -> ExitCode {
     let mut errors = 0;
     for w in &loaded.warnings {
         println!("warning: {w}");
+    }
+    let swarm = AppConfig::from_static(&loaded.config).swarm;
+    if let Some(Err(problems)) = swarm.as_ref().map(|s| s.label_defaults()) {
+        for p in problems {
+            println!("error: providers.swarm: {p}");
+            errors += 1;
+        }
     }
     let report = escale::check::check_dynamic(&loaded.config);
     for issue in &report {

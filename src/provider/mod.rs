@@ -4,7 +4,9 @@
 //! `watch` channel: never partial patches, so a slow consumer only ever skips
 //! to the newest state. The [`Hub`] gathers every provider's latest snapshot.
 
+pub mod docker;
 pub mod file;
+pub mod swarm;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
