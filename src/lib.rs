@@ -11,6 +11,7 @@
 //! - [`health`]: active health checks and the probes that re-admit ejected servers.
 //! - [`proxy`]: entrypoint listeners, forwarding, upgrades, error classification, access log.
 //! - [`app`]: assembles providers, the config pipeline and entrypoints; graceful shutdown.
+//! - [`stack`]: `escale stack`, deploys the platform from one file (networks, proxy, services, tenants).
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
 //! - [`telemetry`]: application and access logs from the static configuration.
 //! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
@@ -27,5 +28,6 @@ pub mod provider;
 pub mod proxy;
 pub mod routing;
 pub mod rules;
+pub mod stack;
 pub mod telemetry;
 pub mod tls;

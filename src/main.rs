@@ -18,6 +18,7 @@ Usage:
   escale check [--key=value ...]  validate the configuration; exit 1 on any error
   escale healthcheck [--key=...]  probe /ping on the ping entrypoint (for HEALTHCHECK)
   escale version                  print the version
+  escale stack COMMAND FILE       deploy the platform from a stack file (plan, up, ps, scale, down)
 
 Configuration uses Traefik v3 static keys, from flags (--entrypoints.web.address=:80),
 a file (--configFile=traefik.yml, or traefik.toml/yml in /etc/traefik, $XDG_CONFIG_HOME,
@@ -26,6 +27,9 @@ See README.md for the supported keys.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("stack") {
+        return escale::stack::cli::main(&args[1..]);
+    }
     let (command, rest) = match args.first().map(String::as_str) {
         Some(c @ ("version" | "healthcheck" | "check" | "help")) => (c, &args[1..]),
         Some("--version") => ("version", &args[1..]),
