@@ -10,7 +10,7 @@ use super::apply::{self, Options, Outcome};
 use crate::config::duration::GoDuration;
 
 /// Deploys the whole platform (networks, the proxy, services, per-tenant apps)
-/// from one TOML file, idempotently. See docs/stack.md for the file format.
+/// from one TOML file, idempotently. See the README (`escale stack`) for the file format.
 #[derive(Debug, Parser)]
 #[command(name = "escale stack", version)]
 struct Cli {

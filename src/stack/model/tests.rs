@@ -540,11 +540,10 @@ fn examples_pass_validation() {
     }
 }
 
-/// The TOML blocks of docs/stack.md are valid stack files.
+/// The TOML blocks of the README (its `escale stack` section) are valid stack files.
 #[test]
 fn documented_examples_are_valid() {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/stack.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let blocks: Vec<&str> = doc
         .split("```toml\n")
         .skip(1)
