@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: static configuration (Traefik keys), dynamic model, decoding.
+//! - [`goregex`]: Go `regexp` syntax and replacement semantics on the `regex` crate.
 //! - [`rules`]: rule grammars (Traefik v3 expressions and v1 `Matcher:args`), matchers.
 //! - [`labels`]: swarm service labels (Traefik v1 and v2/v3) to the dynamic model.
 //! - [`middleware`]: request/response middlewares (strip prefix, headers, auth, ...).
@@ -21,6 +22,7 @@ pub mod app;
 pub mod balance;
 pub mod check;
 pub mod config;
+pub mod goregex;
 pub mod health;
 pub mod labels;
 pub mod middleware;

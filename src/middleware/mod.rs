@@ -61,7 +61,6 @@ mod add_prefix;
 mod basic_auth;
 mod build;
 pub mod circuit_breaker;
-mod goregex;
 mod gourl;
 mod headers;
 mod htpasswd;

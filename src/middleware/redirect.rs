@@ -11,11 +11,11 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request};
 use regex::Regex;
 
-use super::goregex;
 use super::gourl::{normalize_url, split_host_port};
 use super::reqhead::{BadRequest, host, request_uri};
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
+use crate::goregex;
 use crate::proxy::body::Body;
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

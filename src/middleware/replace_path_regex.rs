@@ -3,12 +3,12 @@
 
 use http::{StatusCode, request};
 
-use super::goregex;
 use super::gourl::{GoPath, unescape_path};
 use super::replace_path::add_replaced_path;
 use super::reqhead::{bad_request, go_error, parse_path, set_path};
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
+use crate::goregex;
 
 #[derive(Debug)]
 pub struct ReplacePathRegex {

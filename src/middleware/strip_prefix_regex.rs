@@ -4,12 +4,12 @@
 
 use http::{HeaderValue, request};
 
-use super::goregex;
 use super::gourl::{GoPath, encoded_prefix_len, ensure_leading_slash, ensure_leading_slash_bytes};
 use super::reqhead::{bad_request, parse_path, set_path};
 use super::strip_prefix::X_FORWARDED_PREFIX;
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
+use crate::goregex;
 
 #[derive(Debug)]
 pub struct StripPrefixRegex {

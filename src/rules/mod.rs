@@ -16,7 +16,6 @@
 
 mod error;
 mod expression;
-mod go_regex;
 mod host_keys;
 mod lexer;
 mod matcher;
@@ -94,7 +93,7 @@ pub fn default_priority(rule: &str) -> i64 {
 /// Compiles a regex written in Go's syntax, as Traefik configurations hold them (rule
 /// matchers, and the stripPrefixRegex / replacePathRegex middlewares).
 pub fn compile_go_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(&go_regex::translate(pattern))
+    crate::goregex::compile(pattern)
 }
 
 /// Removes one trailing dot from a host, as the Host matchers do before comparing, so
