@@ -7,14 +7,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::static_config::StaticConfig;
-use crate::provider::{ConfigIssue, Snapshot, file};
+use crate::provider::{ConfigIssue, Snapshot, file, swarm};
 use crate::proxy::transport::TransportConfig;
 use crate::routing::{self, CompileInput};
 
-/// Loads the dynamic configuration of every configured provider that can be
-/// read offline, compiles it, and returns every problem found.
+/// Loads the dynamic configuration of every configured provider (files,
+/// and the live labels of the swarm when that provider is on), compiles it,
+/// and returns every problem found.
 pub fn check_dynamic(config: &StaticConfig) -> Vec<ConfigIssue> {
     let mut snapshots: Vec<(String, Arc<Snapshot>)> = Vec::new();
+    if let Some(swarm) = crate::app::AppConfig::from_static(config).swarm {
+        let listed = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(swarm::snapshot_once(&swarm)));
+        let provider = swarm.provider_name();
+        match listed {
+            Ok(mut snap) => {
+                // Run from a host shell, escale is in no container: which
+                // network it would share with a service cannot be checked.
+                snap.issues
+                    .retain(|i| !i.message.starts_with("escale does not run in a container"));
+                snapshots.push((provider.to_string(), Arc::new(snap)));
+            }
+            Err(e) => {
+                let mut snap = Snapshot::default();
+                snap.issues.push(ConfigIssue::error(
+                    provider,
+                    format!("docker {}", swarm.endpoint),
+                    format!("cannot list the swarm: {e}"),
+                ));
+                snapshots.push((provider.to_string(), Arc::new(snap)));
+            }
+        }
+    }
     if let Some(f) = &config.providers.file {
         let mut last_good = Default::default();
         snapshots.push((

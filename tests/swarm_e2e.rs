@@ -514,6 +514,25 @@ fn broken_labels_are_reported_and_contained() {
     assert!(result.ok > 20, "the load did not run: {result:?}");
     assert_eq!(result.failed, 0, "good service disturbed: {result:?}");
     assert_eq!(env.get("old.test", "/").expect("old").status, 200);
+
+    // `escale check` with the swarm provider reads the same live labels.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escale"))
+        .args(["check", "--providers.swarm=true"])
+        .output()
+        .expect("run escale check");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "check must fail:\n{report}");
+    for (svc, key) in [
+        (&typo, "traefik.http.routers.typo.rul"),
+        (&badv1, "traefik.port"),
+    ] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(&format!("swarm service {svc}")) && l.contains(key)),
+            "check does not report {svc} {key}:\n{report}"
+        );
+    }
 }
 
 /// Point 8: `exposedByDefault=false` with `traefik.enable=true`, and constraints.

@@ -116,6 +116,31 @@ impl SwarmConfig {
     }
 }
 
+/// Lists the cluster once and returns what the provider would publish now:
+/// for `escale check`, which validates live labels without serving.
+pub async fn snapshot_once(config: &SwarmConfig) -> Result<Snapshot, String> {
+    let defaults = config.label_defaults().map_err(|e| e.join("; "))?;
+    let endpoint = Endpoint::parse(&config.endpoint).map_err(|e| e.to_string())?;
+    let client = DockerClient::connect(&endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    let own = client.own_container().await.map_err(|e| e.to_string())?;
+    let (services, tasks, networks) =
+        tokio::join!(client.services(), client.tasks(), client.networks());
+    let state = ClusterState {
+        services: services.map_err(|e| e.to_string())?,
+        tasks: tasks.map_err(|e| e.to_string())?,
+        networks: networks.map_err(|e| e.to_string())?,
+        own,
+        excluded: BTreeSet::new(),
+    };
+    let settings = BuildSettings {
+        labels: &defaults,
+        network: config.network.as_deref(),
+    };
+    Ok(build::build(&state, &settings).snapshot)
+}
+
 /// Runs the provider until the task is aborted.
 pub async fn run(config: SwarmConfig, handle: ProviderHandle) {
     let (defaults, endpoint) = match (config.label_defaults(), Endpoint::parse(&config.endpoint)) {
