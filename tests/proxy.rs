@@ -496,3 +496,45 @@ async fn middlewares_rewrite_as_configured() {
     assert_eq!(r.status, 200);
     assert_eq!(r.echo("X-Auth-User").as_deref(), Some("sha"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_backend_and_access_log() {
+    let w = Whoami::start("h2c-backend");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`h2c.test`)\"\n      service: w",
+        &lb("w", &[w.url().replace("http://", "h2c://")]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &["--accesslog=true"]);
+    let url = esc.url("/over-h2c?x=1");
+    wait_status(
+        "h2c backend route",
+        &url,
+        "h2c.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    let r = get(&url, "h2c.test").await;
+    assert_eq!(
+        r.request_line().as_deref(),
+        Some("GET /over-h2c?x=1 HTTP/2.0"),
+        "the backend was reached over HTTP/2: {}",
+        r.body
+    );
+    assert_eq!(r.echo("Host").as_deref(), Some("h2c.test"));
+    // The access log, in Traefik's common format, names router and server.
+    let server = w.url().replace("http://", "h2c://");
+    eventually("access log line", Duration::from_secs(3), || {
+        let log = esc.log_text();
+        let server = server.clone();
+        async move {
+            log.lines().any(|l| {
+                l.contains("\"GET /over-h2c?x=1 HTTP/1.1\" 200")
+                    && l.contains("\"r@file\"")
+                    && l.contains(&format!("\"{server}\""))
+            })
+        }
+    })
+    .await;
+}

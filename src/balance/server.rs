@@ -19,35 +19,57 @@ pub struct Upstream {
     pub base_path: String,
 }
 
+/// Why a server URL cannot be used; `reason` reads after the URL.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum UpstreamError {
-    #[error("server url `{0}` is not a valid url")]
-    Invalid(String),
-    #[error("server url `{0}` must use http or h2c")]
-    Scheme(String),
-    #[error("server url `{0}` has no host")]
-    NoHost(String),
+#[error("server url `{url}` {reason}")]
+pub struct UpstreamError {
+    pub url: String,
+    pub reason: &'static str,
+}
+
+impl UpstreamError {
+    fn new(url: &str, reason: &'static str) -> Self {
+        UpstreamError {
+            url: url.to_string(),
+            reason,
+        }
+    }
 }
 
 impl Upstream {
     pub fn parse(url: &str) -> Result<Self, UpstreamError> {
+        if url.trim().is_empty() {
+            return Err(UpstreamError::new(url, "is empty"));
+        }
         let uri: http::Uri = url
             .parse()
-            .map_err(|_| UpstreamError::Invalid(url.to_string()))?;
+            .map_err(|_| UpstreamError::new(url, "does not parse as a URL"))?;
         let scheme = match uri.scheme_str() {
             Some("http") | Some("h2c") => Scheme::HTTP,
-            Some("https") => Scheme::HTTPS,
-            _ => return Err(UpstreamError::Scheme(url.to_string())),
+            Some("https") => {
+                return Err(UpstreamError::new(
+                    url,
+                    "uses https: TLS to backends is not supported by escale yet (use http or h2c)",
+                ));
+            }
+            Some(_) => return Err(UpstreamError::new(url, "must use http or h2c")),
+            None => {
+                return Err(UpstreamError::new(
+                    url,
+                    "needs a scheme, as in http://host:port",
+                ));
+            }
         };
         let authority = uri
             .authority()
+            .filter(|a| !a.host().is_empty())
             .cloned()
-            .ok_or_else(|| UpstreamError::NoHost(url.to_string()))?;
+            .ok_or_else(|| UpstreamError::new(url, "has no host"))?;
         let authority = if authority.port().is_none() {
             let port = if scheme == Scheme::HTTPS { 443 } else { 80 };
             format!("{}:{port}", authority.host())
                 .parse()
-                .map_err(|_| UpstreamError::Invalid(url.to_string()))?
+                .map_err(|_| UpstreamError::new(url, "does not parse as a URL"))?
         } else {
             authority
         };
@@ -275,10 +297,17 @@ mod tests {
         let u = Upstream::parse("http://backend/base/").unwrap();
         assert_eq!(u.authority.as_str(), "backend:80");
         assert_eq!(u.base_path, "/base");
-        assert!(matches!(
-            Upstream::parse("ftp://x"),
-            Err(UpstreamError::Scheme(_))
-        ));
+        assert_eq!(
+            Upstream::parse("ftp://x").unwrap_err().reason,
+            "must use http or h2c"
+        );
+        assert!(
+            Upstream::parse("https://x")
+                .unwrap_err()
+                .reason
+                .contains("not supported")
+        );
+        assert!(Upstream::parse("h2c://10.0.0.1:80").is_ok());
         assert!(Upstream::parse("not a url").is_err());
     }
 

@@ -473,23 +473,10 @@ fn check_service(name: &str, s: &Service, keys: Vec<String>, out: &mut Vec<(Seve
 
 /// A backend URL as Traefik accepts it for HTTP: `http(s)://host[:port][/path]`.
 pub fn check_server_url(url: &str) -> Result<(), String> {
-    if url.trim().is_empty() {
-        return Err("is empty".to_string());
-    }
-    let uri: http::Uri = url.parse().map_err(|e| format!("does not parse: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        Some(other) => {
-            return Err(format!(
-                "has scheme `{other}`; escale supports http and https"
-            ));
-        }
-        None => return Err("needs a scheme, as in http://host:port".to_string()),
-    }
-    match uri.host() {
-        Some(h) if !h.is_empty() => Ok(()),
-        _ => Err("has no host".to_string()),
-    }
+    // One rule for what a server URL may be: the proxy's own parser.
+    crate::balance::server::Upstream::parse(url)
+        .map(|_| ())
+        .map_err(|e| e.reason.to_string())
 }
 
 fn error(keys: Vec<String>, message: String) -> (Severity, KeyIssue) {
@@ -1194,10 +1181,19 @@ http:
     #[test]
     fn server_urls() {
         assert!(check_server_url("http://10.0.0.1:8080").is_ok());
-        assert!(check_server_url("https://backend/path").is_ok());
+        assert!(check_server_url("h2c://backend/path").is_ok());
+        assert!(
+            check_server_url("https://backend")
+                .unwrap_err()
+                .contains("not supported")
+        );
         assert!(check_server_url("http://[::1]:80").is_ok());
         assert!(check_server_url("10.0.0.1:8080").is_err());
-        assert!(check_server_url("ftp://x").unwrap_err().contains("ftp"));
+        assert!(
+            check_server_url("ftp://x")
+                .unwrap_err()
+                .contains("http or h2c")
+        );
         assert!(check_server_url("").is_err());
         assert!(check_server_url("http://").is_err());
     }

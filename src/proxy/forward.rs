@@ -493,8 +493,19 @@ fn build_upstream_request(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let base = server.upstream.base_path.as_str();
+    let host = if service.pass_host_header {
+        original_host.cloned()
+    } else {
+        HeaderValue::from_str(server.upstream.authority.as_str()).ok()
+    };
     let uri = if server.h2c {
-        format!("http://{}{base}{path_and_query}", server.upstream.authority)
+        // HTTP/2 carries the host in :authority, taken from the URI; the
+        // connection itself is already open to the server.
+        let authority = host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(server.upstream.authority.as_str());
+        format!("http://{authority}{base}{path_and_query}")
     } else if base.is_empty() {
         path_and_query.to_string()
     } else {
@@ -510,13 +521,7 @@ fn build_upstream_request(
         });
     if let Some(headers) = builder.headers_mut() {
         *headers = parts.headers.clone();
-        let host = if service.pass_host_header {
-            original_host.cloned()
-        } else {
-            HeaderValue::from_str(server.upstream.authority.as_str()).ok()
-        };
         match host {
-            // HTTP/2 carries the host in :authority, from the URI.
             Some(_) if server.h2c => {
                 headers.remove(header::HOST);
             }
