@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: static configuration (Traefik keys), dynamic model, decoding.
 //! - [`goregex`]: Go `regexp` syntax and replacement semantics on the `regex` crate.
+//! - [`percent`]: percent-decoding shared by rule matchers and path middlewares.
 //! - [`rules`]: rule grammars (Traefik v3 expressions and v1 `Matcher:args`), matchers.
 //! - [`labels`]: swarm service labels (Traefik v1 and v2/v3) to the dynamic model.
 //! - [`middleware`]: request/response middlewares (strip prefix, headers, auth, ...).
@@ -26,6 +27,7 @@ pub mod goregex;
 pub mod health;
 pub mod labels;
 pub mod middleware;
+pub mod percent;
 pub mod provider;
 pub mod proxy;
 pub mod routing;

@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::percent::{decode, hex_value, is_sub_delim};
+
 /// Which URL component a byte is escaped for (Go's `encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -33,25 +35,7 @@ fn should_escape(c: u8, mode: Mode) -> bool {
         return false;
     }
     if mode == Mode::Host
-        && matches!(
-            c,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-                | b'<'
-                | b'>'
-                | b'"'
-        )
+        && (is_sub_delim(c) || matches!(c, b':' | b'[' | b']' | b'<' | b'>' | b'"'))
     {
         return false;
     }
@@ -71,15 +55,6 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     true
 }
 
-fn unhex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn unescape_mode(s: &str, mode: Mode) -> Result<Cow<'_, [u8]>, EscapeError> {
     let b = s.as_bytes();
     let mut has_escape = false;
@@ -87,7 +62,9 @@ fn unescape_mode(s: &str, mode: Mode) -> Result<Cow<'_, [u8]>, EscapeError> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let ok = i + 2 < b.len() && unhex(b[i + 1]).is_some() && unhex(b[i + 2]).is_some();
+                let ok = i + 2 < b.len()
+                    && hex_value(b[i + 1]).is_some()
+                    && hex_value(b[i + 2]).is_some();
                 if !ok {
                     let end = (i + 3).min(b.len());
                     return Err(EscapeError::Escape(
@@ -96,7 +73,9 @@ fn unescape_mode(s: &str, mode: Mode) -> Result<Cow<'_, [u8]>, EscapeError> {
                 }
                 // In a host, %-encoding is only for non-ASCII bytes (and %25
                 // for IPv6 zones), as in Go.
-                if mode == Mode::Host && unhex(b[i + 1]).unwrap_or(0) < 8 && &b[i..i + 3] != b"%25"
+                if mode == Mode::Host
+                    && hex_value(b[i + 1]).unwrap_or(0) < 8
+                    && &b[i..i + 3] != b"%25"
                 {
                     return Err(EscapeError::Escape(
                         String::from_utf8_lossy(&b[i..i + 3]).into_owned(),
@@ -116,21 +95,8 @@ fn unescape_mode(s: &str, mode: Mode) -> Result<Cow<'_, [u8]>, EscapeError> {
     if !has_escape {
         return Ok(Cow::Borrowed(b));
     }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            // Validated above.
-            let hi = unhex(b[i + 1]).unwrap_or(0);
-            let lo = unhex(b[i + 2]).unwrap_or(0);
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(Cow::Owned(out))
+    // Validated above, so decoding cannot fail.
+    decode(s, |_| false, false).ok_or_else(|| EscapeError::Escape(s.to_owned()))
 }
 
 /// Go's `PathUnescape`.
@@ -153,24 +119,7 @@ fn escape_mode(s: &[u8], mode: Mode) -> String {
 
 fn valid_encoded(s: &str, mode: Mode) -> bool {
     s.bytes().all(|c| {
-        matches!(
-            c,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'['
-                | b']'
-                | b'%'
-        ) || !should_escape(c, mode)
+        is_sub_delim(c) || matches!(c, b':' | b'@' | b'[' | b']' | b'%') || !should_escape(c, mode)
     })
 }
 
@@ -409,26 +358,8 @@ fn valid_optional_port(port: &str) -> bool {
 fn valid_userinfo(s: &str) -> bool {
     s.bytes().all(|c| {
         c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b':'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b'%'
-                    | b'@'
-            )
+            || is_sub_delim(c)
+            || matches!(c, b'-' | b'.' | b'_' | b':' | b'~' | b'%' | b'@')
     })
 }
 

@@ -4,7 +4,7 @@ use http::{HeaderName, Method};
 use ipnet::IpNet;
 use regex::Regex;
 
-use super::{RequestInfo, hex_value, trim_host_dot};
+use super::{RequestInfo, trim_host_dot};
 
 /// One compiled condition on a request.
 #[derive(Debug, Clone)]
@@ -129,32 +129,5 @@ fn query_values<'q>(query: Option<&'q str>, key: &'q str) -> impl Iterator<Item 
 }
 
 fn unescape(text: &str) -> Option<Cow<'_, str>> {
-    if !text.contains(['%', '+']) {
-        return Some(Cow::Borrowed(text));
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = hex_value(*bytes.get(i + 1)?)?;
-                let lo = hex_value(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    })
+    crate::percent::decode(text, |_| false, true).map(crate::percent::lossy)
 }

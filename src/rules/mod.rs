@@ -107,67 +107,13 @@ pub fn trim_host_dot(host: &str) -> &str {
 /// reserved characters such as `%2F` stay encoded so they cannot change the path's structure.
 /// Returns `None` for a malformed percent-encoding, which Traefik answers with 400.
 pub fn routing_path(escaped_path: &str) -> Option<Cow<'_, str>> {
-    if !escaped_path.contains('%') {
-        return Some(Cow::Borrowed(escaped_path));
-    }
-    let bytes = escaped_path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
-            out.push(bytes[i]);
-            i += 1;
-            continue;
-        }
-        let hi = hex_value(*bytes.get(i + 1)?)?;
-        let lo = hex_value(*bytes.get(i + 2)?)?;
-        let decoded = hi << 4 | lo;
-        if is_reserved(decoded) {
-            // Keep the original spelling: `%2f` and `%2F` are left as the client sent them.
-            out.extend_from_slice(&bytes[i..i + 3]);
-        } else {
-            out.push(decoded);
-        }
-        i += 3;
-    }
-    Some(match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    })
+    crate::percent::decode(escaped_path, is_reserved, false).map(crate::percent::lossy)
 }
 
 /// RFC 3986 gen-delims and sub-delims, plus `%` itself (Traefik's `reservedCharacters`).
 fn is_reserved(b: u8) -> bool {
-    matches!(
-        b,
-        b':' | b'/'
-            | b'?'
-            | b'#'
-            | b'['
-            | b']'
-            | b'@'
-            | b'!'
-            | b'$'
-            | b'&'
-            | b'\''
-            | b'('
-            | b')'
-            | b'*'
-            | b'+'
-            | b','
-            | b';'
-            | b'='
-            | b'%'
-    )
-}
-
-pub(crate) fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    matches!(b, b':' | b'/' | b'?' | b'#' | b'[' | b']' | b'@' | b'%')
+        || crate::percent::is_sub_delim(b)
 }
 
 impl Expr {
