@@ -344,10 +344,9 @@ mod tests {
         );
     }
 
-    /// Every layer kind, configured so that most requests hit its rewrite.
-    fn all_layers() -> Vec<Arc<dyn Layer>> {
-        let empty = BTreeMap::new();
-        let kinds = [
+    /// Every request-rewriting kind, configured so that most requests hit its rewrite.
+    fn rewriting_kinds() -> Vec<Middleware> {
+        vec![
             Middleware {
                 add_prefix: Some(dynamic::AddPrefix {
                     prefix: "/p re".into(),
@@ -421,8 +420,12 @@ mod tests {
                 }),
                 ..Default::default()
             },
-        ];
-        kinds
+        ]
+    }
+
+    fn all_layers() -> Vec<Arc<dyn Layer>> {
+        let empty = BTreeMap::new();
+        rewriting_kinds()
             .iter()
             .flat_map(|mw| build("any@file", mw, &empty).unwrap())
             .collect()
@@ -510,63 +513,7 @@ mod tests {
     #[test]
     fn every_supported_kind_builds() {
         let empty = BTreeMap::new();
-        let all = [
-            Middleware {
-                add_prefix: Some(dynamic::AddPrefix {
-                    prefix: "/p".into(),
-                }),
-                ..Default::default()
-            },
-            strip("/p"),
-            Middleware {
-                strip_prefix_regex: Some(dynamic::StripPrefixRegex {
-                    regex: vec!["^/p".into()],
-                }),
-                ..Default::default()
-            },
-            Middleware {
-                replace_path: Some(dynamic::ReplacePath { path: "/p".into() }),
-                ..Default::default()
-            },
-            Middleware {
-                replace_path_regex: Some(dynamic::ReplacePathRegex {
-                    regex: "^/p".into(),
-                    replacement: "/q".into(),
-                }),
-                ..Default::default()
-            },
-            Middleware {
-                redirect_scheme: Some(dynamic::RedirectScheme {
-                    scheme: "https".into(),
-                    port: None,
-                    permanent: true,
-                }),
-                ..Default::default()
-            },
-            Middleware {
-                redirect_regex: Some(dynamic::RedirectRegex {
-                    regex: "^http://a/".into(),
-                    replacement: "http://b/".into(),
-                    permanent: false,
-                }),
-                ..Default::default()
-            },
-            Middleware {
-                headers: Some(dynamic::Headers {
-                    frame_deny: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            Middleware {
-                basic_auth: Some(dynamic::BasicAuth {
-                    users: vec!["u:{SHA}qvTGHdzF6KLavt4PO0gs2a6pQ00=".into()],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ];
-        for mw in &all {
+        for mw in &rewriting_kinds() {
             let layers = build("m@file", mw, &empty).unwrap();
             assert_eq!(layers.len(), 1, "{:?}", mw.kind());
         }
