@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::config::dynamic::DynamicConfig;
+use crate::config::dynamic::{DynamicConfig, Service};
 use crate::labels::{self, Endpoint, LabelDefaults, LabelsOutcome};
 use crate::provider::docker::{NetworkInfo, OwnContainer, SwarmService, SwarmTask};
 use crate::provider::{ConfigIssue, Snapshot};
@@ -268,15 +268,93 @@ pub fn is_excluded(container: &str, excluded: &BTreeSet<String>) -> bool {
         .any(|u| u.starts_with(container) || container.starts_with(u.as_str()))
 }
 
+/// The kinds of named objects swarm services may both define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Router,
+    Service,
+    Middleware,
+    ServersTransport,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Router => "router",
+            Kind::Service => "service",
+            Kind::Middleware => "middleware",
+            Kind::ServersTransport => "serversTransport",
+        }
+    }
+}
+
 /// Merges the fragments of every swarm service into one configuration.
 /// Swarm services that share a v1 backend name share the service and its
 /// servers; any other clash disables the clashing objects.
 struct Merger {
     provider: String,
     config: DynamicConfig,
-    owners: BTreeMap<(u8, String), String>,
-    clashes: BTreeSet<(u8, String)>,
+    owners: BTreeMap<(Kind, String), String>,
+    clashes: BTreeSet<(Kind, String)>,
     issues: Vec<ConfigIssue>,
+}
+
+/// One swarm service's fragment being merged: who defined each name first, and the
+/// names this fragment clashes on (kind, name, first owner).
+struct Pass<'a> {
+    owner: &'a str,
+    owners: &'a mut BTreeMap<(Kind, String), String>,
+    clashes: Vec<(Kind, String, String)>,
+}
+
+impl Pass<'_> {
+    /// Adds `new` objects of one kind to `map`. An object already there is kept when
+    /// `join` accepts the newcomer (merging it in as it sees fit), else it is a clash.
+    fn merge<T>(
+        &mut self,
+        kind: Kind,
+        map: &mut BTreeMap<String, T>,
+        new: BTreeMap<String, T>,
+        join: impl Fn(&mut T, T) -> bool,
+    ) {
+        for (name, object) in new {
+            match map.get_mut(&name) {
+                None => {
+                    self.owners
+                        .insert((kind, name.clone()), self.owner.to_string());
+                    map.insert(name, object);
+                }
+                Some(existing) => {
+                    if !join(existing, object) {
+                        let first = self.owners.get(&(kind, name.clone())).cloned();
+                        self.clashes.push((kind, name, first.unwrap_or_default()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Services that differ only by their servers are one v1 backend: their servers add up.
+fn join_service(existing: &mut Service, new: Service) -> bool {
+    let (mut a, mut b) = (existing.clone(), new.clone());
+    for lb in [&mut a.load_balancer, &mut b.load_balancer]
+        .into_iter()
+        .flatten()
+    {
+        lb.servers.clear();
+    }
+    if a != b {
+        return false;
+    }
+    if let (Some(lb), Some(new)) = (&mut existing.load_balancer, new.load_balancer) {
+        lb.servers.extend(new.servers);
+    }
+    true
+}
+
+fn same<T: PartialEq>(existing: &mut T, new: T) -> bool {
+    *existing == new
 }
 
 impl Merger {
@@ -290,8 +368,8 @@ impl Merger {
         }
     }
 
-    fn clash(&mut self, kind: u8, name: &str, first: &str, second: &str) {
-        let what = ["router", "service", "middleware", "serversTransport"][kind as usize];
+    fn clash(&mut self, kind: Kind, name: &str, first: &str, second: &str) {
+        let what = kind.label();
         if self.clashes.insert((kind, name.to_string())) {
             for owner in [first, second] {
                 self.issues.push(
@@ -310,99 +388,48 @@ impl Merger {
     }
 
     fn add(&mut self, owner: &str, fragment: DynamicConfig) {
-        let http = fragment.http;
-        for (name, router) in http.routers {
-            let key = (0, name.clone());
-            match self.config.http.routers.get(&name) {
-                None => {
-                    self.owners.insert(key, owner.to_string());
-                    self.config.http.routers.insert(name, router);
-                }
-                Some(existing) if *existing == router => {}
-                Some(_) => {
-                    let first = self.owners.get(&key).cloned().unwrap_or_default();
-                    self.clash(0, &name, &first, owner);
-                }
-            }
-        }
-        for (name, service) in http.services {
-            let key = (1, name.clone());
-            match self.config.http.services.get_mut(&name) {
-                None => {
-                    self.owners.insert(key, owner.to_string());
-                    self.config.http.services.insert(name, service);
-                }
-                Some(existing) => {
-                    let (mut a, mut b) = (existing.clone(), service.clone());
-                    for lb in [&mut a.load_balancer, &mut b.load_balancer]
-                        .into_iter()
-                        .flatten()
-                    {
-                        lb.servers.clear();
-                    }
-                    if a == b {
-                        if let (Some(lb), Some(new)) =
-                            (&mut existing.load_balancer, service.load_balancer)
-                        {
-                            lb.servers.extend(new.servers);
-                        }
-                    } else {
-                        let first = self.owners.get(&key).cloned().unwrap_or_default();
-                        self.clash(1, &name, &first, owner);
-                    }
-                }
-            }
-        }
-        for (name, mw) in http.middlewares {
-            let key = (2, name.clone());
-            match self.config.http.middlewares.get(&name) {
-                None => {
-                    self.owners.insert(key, owner.to_string());
-                    self.config.http.middlewares.insert(name, mw);
-                }
-                Some(existing) if *existing == mw => {}
-                Some(_) => {
-                    let first = self.owners.get(&key).cloned().unwrap_or_default();
-                    self.clash(2, &name, &first, owner);
-                }
-            }
-        }
-        for (name, t) in http.servers_transports {
-            let key = (3, name.clone());
-            match self.config.http.servers_transports.get(&name) {
-                None => {
-                    self.owners.insert(key, owner.to_string());
-                    self.config.http.servers_transports.insert(name, t);
-                }
-                Some(existing) if *existing == t => {}
-                Some(_) => {
-                    let first = self.owners.get(&key).cloned().unwrap_or_default();
-                    self.clash(3, &name, &first, owner);
-                }
-            }
+        let (http, into) = (fragment.http, &mut self.config.http);
+        let mut pass = Pass {
+            owner,
+            owners: &mut self.owners,
+            clashes: Vec::new(),
+        };
+        pass.merge(Kind::Router, &mut into.routers, http.routers, same);
+        pass.merge(
+            Kind::Service,
+            &mut into.services,
+            http.services,
+            join_service,
+        );
+        pass.merge(
+            Kind::Middleware,
+            &mut into.middlewares,
+            http.middlewares,
+            same,
+        );
+        let transports = &mut into.servers_transports;
+        pass.merge(
+            Kind::ServersTransport,
+            transports,
+            http.servers_transports,
+            same,
+        );
+        for (kind, name, first) in pass.clashes {
+            self.clash(kind, &name, &first, owner);
         }
     }
 
     fn finish(mut self) -> (DynamicConfig, Vec<ConfigIssue>) {
+        let http = &mut self.config.http;
         for (kind, name) in &self.clashes {
             match kind {
-                0 => {
-                    self.config.http.routers.remove(name);
-                }
-                1 => {
-                    self.config.http.services.remove(name);
-                }
-                2 => {
-                    self.config.http.middlewares.remove(name);
-                }
-                _ => {
-                    self.config.http.servers_transports.remove(name);
-                }
+                Kind::Router => drop(http.routers.remove(name)),
+                Kind::Service => drop(http.services.remove(name)),
+                Kind::Middleware => drop(http.middlewares.remove(name)),
+                Kind::ServersTransport => drop(http.servers_transports.remove(name)),
             }
         }
-        for lb in self
-            .config
-            .http
+        for lb in http
             .services
             .values_mut()
             .filter_map(|s| s.load_balancer.as_mut())
