@@ -513,6 +513,28 @@ pub(crate) mod tests {
         ]
     }
 
+    /// A cluster whose services all sit on the one overlay `net`, which the proxy shares.
+    fn on_one_net(services: Vec<SwarmService>, tasks: Vec<SwarmTask>) -> ClusterState {
+        ClusterState {
+            services,
+            tasks,
+            networks: networks(&[("net", "traefik-net", false)]),
+            own: own(&["net"]),
+            excluded: BTreeSet::new(),
+        }
+    }
+
+    /// Builds with no provider-wide network.
+    fn build_with(state: &ClusterState, labels: &LabelDefaults) -> Built {
+        build(
+            state,
+            &BuildSettings {
+                labels,
+                network: None,
+            },
+        )
+    }
+
     fn urls(built: &Built, service: &str) -> Vec<String> {
         built.snapshot.config.http.services[service]
             .load_balancer
@@ -531,28 +553,19 @@ pub(crate) mod tests {
         stopping.desired_state = "shutdown".into();
         let mut starting = task("t4", "s1", 4, "net", "10.201.1.8");
         starting.state = "starting".into();
-        let state = ClusterState {
-            services: vec![
+        let state = on_one_net(
+            vec![
                 service("s1", "running_cdn", &["net"], &seed_cdn_labels()),
                 service("proxy", "proxy", &["net"], &[]),
             ],
-            tasks: vec![
+            vec![
                 task("t2", "s1", 2, "net", "10.201.1.6"),
                 task("t1", "s1", 1, "net", "10.201.1.5"),
                 stopping,
                 starting,
             ],
-            networks: networks(&[("net", "traefik-net", false)]),
-            own: own(&["net"]),
-            excluded: BTreeSet::new(),
-        };
-        let built = build(
-            &state,
-            &BuildSettings {
-                labels: &d,
-                network: None,
-            },
         );
+        let built = build_with(&state, &d);
         assert!(
             built.snapshot.issues.is_empty(),
             "{:?}",
@@ -570,22 +583,16 @@ pub(crate) mod tests {
     fn unhealthy_containers_are_left_out() {
         let d = v1();
         let state = ClusterState {
-            services: vec![service("s1", "web", &["net"], &seed_cdn_labels())],
-            tasks: vec![
-                task("t1", "s1", 1, "net", "10.201.1.5"),
-                task("t2", "s1", 2, "net", "10.201.1.6"),
-            ],
-            networks: networks(&[("net", "traefik-net", false)]),
-            own: own(&["net"]),
             excluded: ["c-t2-full-id".to_string()].into_iter().collect(),
+            ..on_one_net(
+                vec![service("s1", "web", &["net"], &seed_cdn_labels())],
+                vec![
+                    task("t1", "s1", 1, "net", "10.201.1.5"),
+                    task("t2", "s1", 2, "net", "10.201.1.6"),
+                ],
+            )
         };
-        let built = build(
-            &state,
-            &BuildSettings {
-                labels: &d,
-                network: None,
-            },
-        );
+        let built = build_with(&state, &d);
         assert_eq!(urls(&built, "cdn"), vec!["http://10.201.1.5:80"]);
     }
 
@@ -679,21 +686,15 @@ pub(crate) mod tests {
             own: own(&["a"]),
             excluded: BTreeSet::new(),
         };
-        let built = build(
-            &state,
-            &BuildSettings {
-                labels: &d,
-                network: None,
-            },
-        );
+        let built = build_with(&state, &d);
         assert_eq!(urls(&built, "cdn"), vec!["http://10.201.1.5:80"]);
     }
 
     #[test]
     fn shared_v1_backends_merge_and_clashes_disable() {
         let d = v1();
-        let state = ClusterState {
-            services: vec![
+        let state = on_one_net(
+            vec![
                 service("s1", "cdn_a", &["net"], &seed_cdn_labels()),
                 service("s2", "cdn_b", &["net"], &seed_cdn_labels()),
                 service(
@@ -708,19 +709,12 @@ pub(crate) mod tests {
                     ],
                 ),
             ],
-            tasks: vec![
+            vec![
                 task("t1", "s1", 1, "net", "10.201.1.5"),
                 task("t2", "s2", 1, "net", "10.201.1.6"),
             ],
-            networks: networks(&[("net", "traefik-net", false)]),
-            own: own(&["net"]),
-            excluded: BTreeSet::new(),
-        };
-        let settings = BuildSettings {
-            labels: &d,
-            network: None,
-        };
-        let built = build(&state, &settings);
+        );
+        let built = build_with(&state, &d);
         // s3 defines `cdn` differently: the service is disabled, and said so.
         assert!(!built.snapshot.config.http.services.contains_key("cdn"));
         assert_eq!(
@@ -733,7 +727,7 @@ pub(crate) mod tests {
             services: state.services[..2].to_vec(),
             ..state
         };
-        let built = build(&state, &settings);
+        let built = build_with(&state, &d);
         assert_eq!(
             urls(&built, "cdn"),
             vec!["http://10.201.1.5:80", "http://10.201.1.6:80"]
@@ -753,28 +747,16 @@ pub(crate) mod tests {
             ],
         );
         s.vips.insert("net".into(), "10.201.1.2".parse().unwrap());
-        let state = ClusterState {
-            services: vec![s],
-            tasks: vec![task("t1", "s1", 1, "net", "10.201.1.5")],
-            networks: networks(&[("net", "n", false)]),
-            own: own(&["net"]),
-            excluded: BTreeSet::new(),
-        };
-        let built = build(
-            &state,
-            &BuildSettings {
-                labels: &d,
-                network: None,
-            },
-        );
+        let state = on_one_net(vec![s], vec![task("t1", "s1", 1, "net", "10.201.1.5")]);
+        let built = build_with(&state, &d);
         assert_eq!(urls(&built, "web"), vec!["http://10.201.1.2:80"]);
     }
 
     #[test]
     fn broken_service_does_not_affect_others() {
         let d = v1();
-        let state = ClusterState {
-            services: vec![
+        let state = on_one_net(
+            vec![
                 service("s1", "good", &["net"], &seed_cdn_labels()),
                 service(
                     "s2",
@@ -783,21 +765,12 @@ pub(crate) mod tests {
                     &[("traefik.frontend.rule", "Host:y"), ("traefik.port", "x")],
                 ),
             ],
-            tasks: vec![
+            vec![
                 task("t1", "s1", 1, "net", "10.201.1.5"),
                 task("t2", "s2", 1, "net", "10.201.1.6"),
             ],
-            networks: networks(&[("net", "traefik-net", false)]),
-            own: own(&["net"]),
-            excluded: BTreeSet::new(),
-        };
-        let built = build(
-            &state,
-            &BuildSettings {
-                labels: &d,
-                network: None,
-            },
         );
+        let built = build_with(&state, &d);
         assert_eq!(urls(&built, "cdn"), vec!["http://10.201.1.5:80"]);
         assert!(!built.snapshot.config.http.routers.contains_key("bad"));
         assert_eq!(built.snapshot.issues.len(), 1);
