@@ -57,28 +57,27 @@ const SEGMENT_HEADS: &[&str] = &[
     "domain",
 ];
 
-/// Every key escale knows, for suggestions (lowercase, after `traefik.`).
+/// Every v1 key escale honours (lowercase, after `traefik.` and any segment).
 const KNOWN: &[&str] = &[
-    "enable",
     "port",
     "protocol",
     "weight",
     "domain",
     "tags",
     "backend",
-    "docker.network",
     "backend.loadbalancer.method",
     "backend.loadbalancer.sticky",
     "backend.loadbalancer.stickiness",
     "backend.loadbalancer.stickiness.cookiename",
     "backend.loadbalancer.swarm",
+    "backend.healthcheck.scheme",
     "backend.healthcheck.path",
     "backend.healthcheck.port",
     "backend.healthcheck.interval",
     "backend.healthcheck.timeout",
-    "backend.healthcheck.scheme",
     "backend.healthcheck.hostname",
     "backend.healthcheck.headers",
+    "backend.circuitbreaker",
     "backend.circuitbreaker.expression",
     "backend.maxconn.amount",
     "backend.maxconn.extractorfunc",
@@ -86,6 +85,7 @@ const KNOWN: &[&str] = &[
     "frontend.priority",
     "frontend.entrypoints",
     "frontend.passhostheader",
+    "frontend.auth.basic",
     "frontend.auth.basic.users",
     "frontend.auth.basic.usersfile",
     "frontend.auth.basic.removeheader",
@@ -98,9 +98,18 @@ const KNOWN: &[&str] = &[
     "frontend.headers.customrequestheaders",
     "frontend.headers.customresponseheaders",
     "frontend.headers.stsseconds",
+    "frontend.headers.stsincludesubdomains",
+    "frontend.headers.stspreload",
     "frontend.headers.framedeny",
+    "frontend.headers.customframeoptionsvalue",
+    "frontend.headers.contenttypenosniff",
+    "frontend.headers.browserxssfilter",
     "frontend.headers.contentsecuritypolicy",
+    "frontend.headers.referrerpolicy",
 ];
+
+/// Keys shared with the v2/v3 labels, read before the v1 ones.
+const SHARED: &[&str] = &["enable", "docker.network"];
 
 /// Whether a key (after `traefik.`) belongs to the v1 syntax.
 pub fn is_v1_key(rest: &str) -> bool {
@@ -216,11 +225,7 @@ pub fn parse(
                 segments.entry(seg).or_default().insert(sub, label);
             }
             None => {
-                let message = match suggest(rest) {
-                    Some(s) => format!("unknown label; did you mean `traefik.{s}`?"),
-                    None => "unknown label".to_string(),
-                };
-                report.error(key, None, message);
+                report.error(key, None, unknown_label(rest));
             }
         }
     }
@@ -236,11 +241,7 @@ pub fn parse(
                 "not supported by escale; the label is ignored",
             ),
             Kind::Unknown => {
-                let message = match suggest(sub) {
-                    Some(s) => format!("unknown label; did you mean `traefik.{s}`?"),
-                    None => "unknown label".to_string(),
-                };
-                report.error(label.key, None, message);
+                report.error(label.key, None, unknown_label(sub));
                 if sub.starts_with("backend.") {
                     backend_broken = true;
                 } else if sub.starts_with("frontend.") {
@@ -388,55 +389,6 @@ enum Kind {
 }
 
 fn classify(sub: &str) -> Kind {
-    const EXACT: &[&str] = &[
-        "port",
-        "protocol",
-        "weight",
-        "domain",
-        "tags",
-        "backend",
-        "backend.loadbalancer.method",
-        "backend.loadbalancer.sticky",
-        "backend.loadbalancer.stickiness",
-        "backend.loadbalancer.stickiness.cookiename",
-        "backend.loadbalancer.swarm",
-        "backend.healthcheck.scheme",
-        "backend.healthcheck.path",
-        "backend.healthcheck.port",
-        "backend.healthcheck.interval",
-        "backend.healthcheck.timeout",
-        "backend.healthcheck.hostname",
-        "backend.healthcheck.headers",
-        "backend.circuitbreaker",
-        "backend.circuitbreaker.expression",
-        "backend.maxconn.amount",
-        "backend.maxconn.extractorfunc",
-        "frontend.rule",
-        "frontend.priority",
-        "frontend.entrypoints",
-        "frontend.passhostheader",
-        "frontend.auth.basic",
-        "frontend.auth.basic.users",
-        "frontend.auth.basic.usersfile",
-        "frontend.auth.basic.removeheader",
-        "frontend.auth.headerfield",
-        "frontend.redirect.entrypoint",
-        "frontend.redirect.regex",
-        "frontend.redirect.replacement",
-        "frontend.redirect.permanent",
-        "frontend.ratelimit.extractorfunc",
-        "frontend.headers.customrequestheaders",
-        "frontend.headers.customresponseheaders",
-        "frontend.headers.stsseconds",
-        "frontend.headers.stsincludesubdomains",
-        "frontend.headers.stspreload",
-        "frontend.headers.framedeny",
-        "frontend.headers.customframeoptionsvalue",
-        "frontend.headers.contenttypenosniff",
-        "frontend.headers.browserxssfilter",
-        "frontend.headers.contentsecuritypolicy",
-        "frontend.headers.referrerpolicy",
-    ];
     const UNSUPPORTED: &[&str] = &[
         "portname",
         "portindex",
@@ -454,7 +406,7 @@ fn classify(sub: &str) -> Kind {
         "frontend.headers.publickey",
         "frontend.headers.isdevelopment",
     ];
-    if EXACT.contains(&sub) {
+    if KNOWN.contains(&sub) {
         return Kind::Known;
     }
     if UNSUPPORTED.contains(&sub)
@@ -485,10 +437,19 @@ fn classify(sub: &str) -> Kind {
     Kind::Unknown
 }
 
+/// The message for an unknown key, with the closest known one when there is one.
+fn unknown_label(sub: &str) -> String {
+    match suggest(sub) {
+        Some(s) => format!("unknown label; did you mean `traefik.{s}`?"),
+        None => "unknown label".to_string(),
+    }
+}
+
 fn suggest(sub: &str) -> Option<&'static str> {
     let lower = sub.to_ascii_lowercase();
-    KNOWN
+    SHARED
         .iter()
+        .chain(KNOWN)
         .map(|k| (*k, strsim::jaro_winkler(k, &lower)))
         .filter(|(_, score)| *score > 0.85)
         .max_by(|a, b| a.1.total_cmp(&b.1))
