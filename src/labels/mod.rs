@@ -340,10 +340,22 @@ pub fn parse(
 pub(crate) mod test_util {
     use std::collections::BTreeMap;
 
+    use super::LabelsOutcome;
+    use crate::provider::Severity;
+
     pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `(key, message)` of each error.
+    pub fn errors_of(out: &LabelsOutcome) -> Vec<(String, String)> {
+        out.issues
+            .iter()
+            .filter(|i| i.severity == Severity::Error)
+            .map(|i| (i.key.clone().unwrap_or_default(), i.message.clone()))
             .collect()
     }
 }

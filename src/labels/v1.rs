@@ -953,21 +953,13 @@ fn headers(seg: &Segment, errors: &mut Errors) -> Option<Headers> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::labels;
+    use super::super::test_util::{errors_of, labels};
     use super::super::{LabelGeneration, parse as parse_any};
     use super::*;
     use crate::provider::Severity;
 
     fn v1_defaults() -> LabelDefaults {
         LabelDefaults::new("docker", LabelGeneration::V1)
-    }
-
-    fn errors_of(out: &LabelsOutcome) -> Vec<(String, String)> {
-        out.issues
-            .iter()
-            .filter(|i| i.severity == Severity::Error)
-            .map(|i| (i.key.clone().unwrap_or_default(), i.message.clone()))
-            .collect()
     }
 
     /// The seed's services, verbatim.

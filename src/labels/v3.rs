@@ -375,21 +375,13 @@ fn server_template(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::labels;
+    use super::super::test_util::{errors_of, labels};
     use super::super::{LabelDefaults, parse as parse_any};
     use super::*;
     use crate::provider::Severity;
 
     fn defaults() -> LabelDefaults {
         LabelDefaults::new("swarm", LabelGeneration::V3)
-    }
-
-    fn errors_of(out: &LabelsOutcome) -> Vec<(String, String)> {
-        out.issues
-            .iter()
-            .filter(|i| i.severity == Severity::Error)
-            .map(|i| (i.key.clone().unwrap_or_default(), i.message.clone()))
-            .collect()
     }
 
     #[test]
