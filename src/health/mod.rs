@@ -217,10 +217,7 @@ pub fn watch_ejected(server: &Arc<ServerState>, ejection: Ejection, probe: Eject
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::dynamic::DynamicConfig;
-    use crate::provider::Snapshot;
-    use crate::proxy::transport::TransportConfig;
-    use crate::routing::{CompileInput, compile};
+    use crate::routing::compile::compile_yaml;
     use std::time::Instant;
 
     fn yaml(check: bool, servers: &[&str]) -> String {
@@ -235,27 +232,6 @@ mod tests {
         s
     }
 
-    fn table(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {
-        let config: DynamicConfig = serde_yaml::from_str(yaml).unwrap();
-        let snaps = vec![(
-            "file".to_string(),
-            Arc::new(Snapshot {
-                config,
-                issues: vec![],
-            }),
-        )];
-        let eps = vec!["web".to_string()];
-        compile(CompileInput {
-            snapshots: &snaps,
-            entrypoints: &eps,
-            default_entrypoints: &eps,
-            tls_entrypoints: &[],
-            default_transport: TransportConfig::default(),
-            previous,
-            generation: 1,
-        })
-    }
-
     async fn until(what: &str, check: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(3);
         while !check() {
@@ -268,7 +244,7 @@ mod tests {
     async fn supervisor_follows_reloads_and_keeps_state() {
         let (a, b) = ("http://127.0.0.1:1", "http://127.0.0.1:2");
         let mut sup = Supervisor::new();
-        let t1 = table(&yaml(true, &[a, b]), None);
+        let t1 = compile_yaml(&yaml(true, &[a, b]), None);
         sup.sync(&t1);
         assert_eq!(sup.len(), 2);
         let s = t1.services["svc@file"].balancer.servers()[0].clone();
@@ -276,7 +252,7 @@ mod tests {
         assert_eq!(s.health().as_str(), "DOWN");
 
         // Same settings: same server state, same task, still down.
-        let t2 = table(&yaml(true, &[a, b]), Some(&t1));
+        let t2 = compile_yaml(&yaml(true, &[a, b]), Some(&t1));
         sup.sync(&t2);
         assert_eq!(sup.len(), 2);
         assert!(Arc::ptr_eq(
@@ -287,13 +263,13 @@ mod tests {
 
         // A removed server loses its check and is retired.
         let removed = t2.services["svc@file"].balancer.servers()[1].clone();
-        let t3 = table(&yaml(true, &[a]), Some(&t2));
+        let t3 = compile_yaml(&yaml(true, &[a]), Some(&t2));
         sup.sync(&t3);
         assert_eq!(sup.len(), 1);
         assert!(removed.is_retired() && !s.is_retired());
 
         // No check any more: nobody judges the server, it is up.
-        let t4 = table(&yaml(false, &[a]), Some(&t3));
+        let t4 = compile_yaml(&yaml(false, &[a]), Some(&t3));
         sup.sync(&t4);
         assert!(sup.is_empty());
         assert!(s.is_healthy());

@@ -591,31 +591,33 @@ fn resolve_target(
     }
 }
 
+/// Compiles a YAML dynamic configuration from the file provider, on one `web` entrypoint.
+#[cfg(test)]
+pub(crate) fn compile_yaml(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {
+    let config: DynamicConfig = serde_yaml::from_str(yaml).unwrap();
+    let snaps = vec![(
+        "file".to_string(),
+        Arc::new(Snapshot {
+            config,
+            issues: vec![],
+        }),
+    )];
+    let eps = vec!["web".to_string()];
+    compile(CompileInput {
+        snapshots: &snaps,
+        entrypoints: &eps,
+        default_entrypoints: &eps,
+        tls_entrypoints: &[],
+        default_transport: TransportConfig::default(),
+        previous,
+        generation: 1,
+    })
+}
+
 #[cfg(test)]
 mod lb_tests {
     use super::*;
     use std::sync::atomic::Ordering;
-
-    fn table(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {
-        let config: DynamicConfig = serde_yaml::from_str(yaml).unwrap();
-        let snaps = vec![(
-            "file".to_string(),
-            Arc::new(Snapshot {
-                config,
-                issues: vec![],
-            }),
-        )];
-        let eps = vec!["web".to_string()];
-        compile(CompileInput {
-            snapshots: &snaps,
-            entrypoints: &eps,
-            default_entrypoints: &eps,
-            tls_entrypoints: &[],
-            default_transport: TransportConfig::default(),
-            previous,
-            generation: 1,
-        })
-    }
 
     fn service(lb: &str) -> String {
         format!(
@@ -625,9 +627,9 @@ mod lb_tests {
 
     #[test]
     fn strategies_and_their_errors() {
-        let t = table(&service("        strategy: p2c\n"), None);
+        let t = compile_yaml(&service("        strategy: p2c\n"), None);
         assert_eq!(t.services["svc@file"].balancer.strategy(), &Strategy::P2c);
-        let t = table(&service("        strategy: random\n"), None);
+        let t = compile_yaml(&service("        strategy: random\n"), None);
         assert!(!t.services.contains_key("svc@file"));
         let view = &t.service_views["svc@file"];
         assert_eq!(view.status, Status::Disabled);
@@ -639,14 +641,14 @@ mod lb_tests {
 
     #[test]
     fn broken_health_check_warns_but_serves() {
-        let t = table(
+        let t = compile_yaml(
             &service("        healthCheck:\n          path: \"http://x/health\"\n"),
             None,
         );
         let rt = &t.services["svc@file"];
         assert!(rt.health_check.is_none());
         assert_eq!(t.service_views["svc@file"].status, Status::Warning);
-        let t = table(
+        let t = compile_yaml(
             &service("        healthCheck:\n          path: /health\n"),
             None,
         );
@@ -656,14 +658,14 @@ mod lb_tests {
     #[test]
     fn reload_keeps_server_state_retries_and_passive_settings() {
         let lb = "        passiveHealthCheck:\n          failureWindow: 3s\n          maxFailedAttempts: 2\n        maxConnsPerServer: 7\n        sticky:\n          cookie: {}\n";
-        let t1 = table(&service(lb), None);
+        let t1 = compile_yaml(&service(lb), None);
         let rt1 = &t1.services["svc@file"];
         assert_eq!(rt1.passive.max_failed_attempts, 2);
         assert_eq!(rt1.balancer.max_conns(), Some(7));
         assert!(rt1.sticky.as_ref().unwrap().name().starts_with('_'));
         rt1.retries.fetch_add(5, Ordering::Relaxed);
         rt1.balancer.servers()[0].set_healthy(false);
-        let t2 = table(&service(lb), Some(&t1));
+        let t2 = compile_yaml(&service(lb), Some(&t1));
         let rt2 = &t2.services["svc@file"];
         assert_eq!(rt2.retries(), 5);
         assert!(Arc::ptr_eq(
