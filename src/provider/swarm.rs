@@ -59,7 +59,7 @@ pub struct SwarmConfig {
 impl Default for SwarmConfig {
     fn default() -> Self {
         SwarmConfig {
-            endpoint: "unix:///var/run/docker.sock".into(),
+            endpoint: super::docker::DEFAULT_ENDPOINT.into(),
             network: None,
             exposed_by_default: true,
             constraints: None,

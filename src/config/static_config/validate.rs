@@ -10,6 +10,8 @@ use ipnet::IpNet;
 
 use crate::config::duration::GoDuration;
 use crate::config::tree;
+use crate::labels::DEFAULT_RULE;
+use crate::provider::docker::DEFAULT_ENDPOINT;
 
 use super::legacy::Legacy;
 use super::raw::{self, RawStatic};
@@ -20,8 +22,6 @@ use super::{
     Prometheus, Providers, RedirectTarget, RespondingTimeouts, ServersTransport, StaticConfig,
 };
 
-const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
-const DEFAULT_RULE: &str = "Host(`{{ normalize .Name }}`)";
 const DEFAULT_BUCKETS: [f64; 4] = [0.1, 0.3, 1.2, 5.0];
 
 fn keys(parts: &[&str]) -> Vec<String> {
@@ -469,7 +469,7 @@ impl Checker {
     }
 
     fn docker(&mut self, section: &str, raw: raw::RawDocker) -> DockerProvider {
-        let endpoint = non_empty(raw.endpoint).unwrap_or_else(|| DEFAULT_DOCKER_ENDPOINT.into());
+        let endpoint = non_empty(raw.endpoint).unwrap_or_else(|| DEFAULT_ENDPOINT.into());
         let scheme_ok = ["unix://", "tcp://", "http://", "https://"]
             .iter()
             .any(|s| endpoint.starts_with(s));

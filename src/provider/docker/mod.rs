@@ -20,6 +20,9 @@ use futures_util::{Stream, StreamExt};
 
 pub use model::{ClusterEvent, NetworkInfo, OwnContainer, SwarmService, SwarmTask};
 
+/// Docker's own default, and Traefik's `providers.swarm.endpoint` default.
+pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
+
 /// Where the Docker API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
