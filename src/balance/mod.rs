@@ -171,7 +171,7 @@ impl Balancer {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
-            HashKey::Cookie(name) => cookie(headers, name),
+            HashKey::Cookie(name) => cookie(headers, name).map(str::to_string),
         };
         Some(from_request.unwrap_or_else(|| client_ip.to_string()))
     }
@@ -263,8 +263,8 @@ impl Balancer {
     }
 }
 
-/// A cookie's value from the request's `Cookie` headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie's value from the request's `Cookie` headers, trimmed.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -272,7 +272,17 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
+        .map(|(_, v)| v.trim())
+}
+
+/// `n` servers of weight 1 on `127.0.0.1:1000`, `:1001`, ...
+#[cfg(test)]
+pub(crate) fn test_servers(n: usize) -> Vec<Arc<ServerState>> {
+    (0..n)
+        .map(|i| {
+            Arc::new(ServerState::new(&format!("http://127.0.0.1:{}", 1000 + i), 1, None).unwrap())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -280,18 +290,8 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn servers(n: usize) -> Vec<Arc<ServerState>> {
-        (0..n)
-            .map(|i| {
-                Arc::new(
-                    ServerState::new(&format!("http://127.0.0.1:{}", 1000 + i), 1, None).unwrap(),
-                )
-            })
-            .collect()
-    }
-
     fn balancer(n: usize, strategy: Strategy, max: Option<u64>) -> Balancer {
-        Balancer::new("svc@file".into(), servers(n), strategy, max)
+        Balancer::new("svc@file".into(), test_servers(n), strategy, max)
     }
 
     #[test]

@@ -85,16 +85,7 @@ pub fn pick<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn servers(n: usize) -> Vec<Arc<ServerState>> {
-        (0..n)
-            .map(|i| {
-                Arc::new(
-                    ServerState::new(&format!("http://127.0.0.1:{}", 1000 + i), 1, None).unwrap(),
-                )
-            })
-            .collect()
-    }
+    use crate::balance::test_servers;
 
     #[test]
     fn rng_is_uniform_enough() {
@@ -120,7 +111,7 @@ mod tests {
 
     #[test]
     fn slow_server_gets_few_requests() {
-        let s = servers(2);
+        let s = test_servers(2);
         let now = 1_000_000;
         s[0].latency.observe(5_000.0, now);
         s[1].latency.observe(100_000.0, now);
@@ -133,7 +124,7 @@ mod tests {
 
     #[test]
     fn prefers_fewer_in_flight_at_equal_latency() {
-        let s = servers(3);
+        let s = test_servers(3);
         let busy: Vec<_> = (0..5).map(|_| s[0].start_request()).collect();
         let rng = Rng::new(3);
         let picks_busy = (0..3000)
@@ -149,7 +140,7 @@ mod tests {
 
     #[test]
     fn respects_eligibility() {
-        let s = servers(4);
+        let s = test_servers(4);
         let rng = Rng::new(9);
         for _ in 0..200 {
             let p = pick(&s, &rng, 1, |x| x.url != s[2].url).unwrap();

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use sha1::{Digest, Sha1};
 
 use super::ServerState;
@@ -117,19 +117,11 @@ impl StickyCookie {
     /// The request's cookie value, if it sent one (surrounding quotes
     /// removed, as Go does).
     fn value<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == self.name)
-            .map(|(_, v)| {
-                let v = v.trim();
-                v.strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(v)
-            })
+        super::cookie(headers, &self.name).map(|v| {
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
     }
 
     /// The server the request's cookie names, whatever its health.
@@ -201,7 +193,7 @@ mod tests {
 
     fn cookie_header(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_str(v).unwrap());
+        h.insert(http::header::COOKIE, HeaderValue::from_str(v).unwrap());
         h
     }
 
