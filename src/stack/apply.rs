@@ -88,6 +88,11 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     })
 }
 
+/// [`load`], saying why on stderr when the file cannot be read.
+fn load_or_report(path: &Path) -> Option<Loaded> {
+    load(path).map_err(|e| eprintln!("escale stack: {e}")).ok()
+}
+
 fn report(l: &Loaded, problems: &Problems) {
     eprint!("{}", problems.render(&l.path));
     eprintln!(
@@ -154,12 +159,8 @@ fn fail(e: &EngineError) -> Outcome {
 }
 
 pub async fn plan(path: &Path, opts: &Options) -> Outcome {
-    let mut l = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("escale stack: {e}");
-            return Outcome::Invalid;
-        }
+    let Some(mut l) = load_or_report(path) else {
+        return Outcome::Invalid;
     };
     let Some(engine) = connect_or_report(&l).await else {
         return Outcome::Failed;
@@ -178,12 +179,8 @@ pub async fn plan(path: &Path, opts: &Options) -> Outcome {
 }
 
 pub async fn up(path: &Path, opts: &Options) -> Outcome {
-    let mut l = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("escale stack: {e}");
-            return Outcome::Invalid;
-        }
+    let Some(mut l) = load_or_report(path) else {
+        return Outcome::Invalid;
     };
     let Some(engine) = connect_or_report(&l).await else {
         return Outcome::Failed;
@@ -554,12 +551,8 @@ async fn remove_network_until(engine: &Engine, name: &str, deadline: Instant) ->
 }
 
 pub async fn ps(path: &Path, opts: &Options) -> Outcome {
-    let l = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("escale stack: {e}");
-            return Outcome::Invalid;
-        }
+    let Some(l) = load_or_report(path) else {
+        return Outcome::Invalid;
     };
     if !l.problems.is_empty() {
         report(&l, &l.problems);
@@ -669,12 +662,8 @@ pub async fn ps(path: &Path, opts: &Options) -> Outcome {
 }
 
 pub async fn scale(path: &Path, pairs: &[String], opts: &Options) -> Outcome {
-    let mut l = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("escale stack: {e}");
-            return Outcome::Invalid;
-        }
+    let Some(mut l) = load_or_report(path) else {
+        return Outcome::Invalid;
     };
     let mut wanted = Vec::new();
     for p in pairs {
@@ -772,12 +761,8 @@ pub async fn scale(path: &Path, pairs: &[String], opts: &Options) -> Outcome {
 }
 
 pub async fn down(path: &Path, opts: &Options) -> Outcome {
-    let l = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("escale stack: {e}");
-            return Outcome::Invalid;
-        }
+    let Some(l) = load_or_report(path) else {
+        return Outcome::Invalid;
     };
     // The owner label is all `down` goes by: without a name there is none.
     if l.def.name.is_none() {
