@@ -58,8 +58,7 @@ impl Layer for AddPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::reqhead::tests::parts;
-    use std::net::Ipv4Addr;
+    use crate::middleware::reqhead::tests::run_layer;
 
     fn run(prefix: &str, uri: &str) -> (u16, String) {
         let mw = AddPrefix::new(
@@ -69,12 +68,7 @@ mod tests {
             },
         )
         .unwrap();
-        let mut req = parts(uri);
-        let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
-        let status = match mw.on_request(&mut req, &mut ctx) {
-            Flow::Continue => 200,
-            Flow::Respond(res) => res.status().as_u16(),
-        };
+        let (status, req) = run_layer(&mw, uri);
         (status, req.uri.to_string())
     }
 

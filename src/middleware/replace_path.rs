@@ -64,17 +64,11 @@ impl Layer for ReplacePath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::reqhead::tests::parts;
-    use std::net::Ipv4Addr;
+    use crate::middleware::reqhead::tests::run_layer;
 
     fn run(path: &str, uri: &str) -> (u16, String, Vec<String>) {
         let mw = ReplacePath::new("rp@file", &dynamic::ReplacePath { path: path.into() }).unwrap();
-        let mut req = parts(uri);
-        let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
-        let status = match mw.on_request(&mut req, &mut ctx) {
-            Flow::Continue => 200,
-            Flow::Respond(res) => res.status().as_u16(),
-        };
+        let (status, req) = run_layer(&mw, uri);
         let headers = req
             .headers
             .get_all(&X_REPLACED_PATH)

@@ -73,7 +73,7 @@ impl Layer for ReplacePathRegex {
 mod tests {
     use super::*;
     use crate::middleware::replace_path::X_REPLACED_PATH;
-    use crate::middleware::reqhead::tests::parts;
+    use crate::middleware::reqhead::tests::{parts, run_layer};
     use http_body_util::BodyExt;
     use std::net::Ipv4Addr;
 
@@ -89,12 +89,7 @@ mod tests {
     }
 
     fn run(regex: &str, replacement: &str, uri: &str) -> (u16, String, Option<String>) {
-        let mut req = parts(uri);
-        let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
-        let status = match layer(regex, replacement).on_request(&mut req, &mut ctx) {
-            Flow::Continue => 200,
-            Flow::Respond(res) => res.status().as_u16(),
-        };
+        let (status, req) = run_layer(&layer(regex, replacement), uri);
         let header = req
             .headers
             .get(&X_REPLACED_PATH)

@@ -99,6 +99,18 @@ pub(crate) mod tests {
             .0
     }
 
+    /// Runs `layer` on a request for `uri` from 127.0.0.1 over http: the status it answered
+    /// with (200 when it let the request through) and the request as it left the layer.
+    pub fn run_layer(layer: &dyn super::super::Layer, uri: &str) -> (u16, request::Parts) {
+        let mut req = parts(uri);
+        let mut ctx = super::super::RequestCtx::new(std::net::Ipv4Addr::LOCALHOST.into(), "http");
+        let status = match layer.on_request(&mut req, &mut ctx) {
+            Flow::Continue => 200,
+            Flow::Respond(res) => res.status().as_u16(),
+        };
+        (status, req)
+    }
+
     #[test]
     fn set_path_keeps_query_and_authority() {
         let mut p = parts("/a/b?x=1&y");

@@ -111,7 +111,7 @@ impl Layer for StripPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::reqhead::tests::parts;
+    use crate::middleware::reqhead::tests::{parts, run_layer};
     use std::net::Ipv4Addr;
 
     fn run(prefixes: &[&str], force_slash: bool, uri: &str) -> (u16, String, Vec<String>) {
@@ -123,12 +123,7 @@ mod tests {
             },
         )
         .unwrap();
-        let mut req = parts(uri);
-        let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
-        let status = match mw.on_request(&mut req, &mut ctx) {
-            Flow::Continue => 200,
-            Flow::Respond(res) => res.status().as_u16(),
-        };
+        let (status, req) = run_layer(&mw, uri);
         let headers = req
             .headers
             .get_all(&X_FORWARDED_PREFIX)

@@ -90,8 +90,7 @@ impl Layer for StripPrefixRegex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::middleware::reqhead::tests::parts;
-    use std::net::Ipv4Addr;
+    use crate::middleware::reqhead::tests::run_layer;
 
     fn run(regex: &[&str], uri: &str) -> (u16, String, Option<String>) {
         let mw = StripPrefixRegex::new(
@@ -101,12 +100,7 @@ mod tests {
             },
         )
         .unwrap();
-        let mut req = parts(uri);
-        let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
-        let status = match mw.on_request(&mut req, &mut ctx) {
-            Flow::Continue => 200,
-            Flow::Respond(res) => res.status().as_u16(),
-        };
+        let (status, req) = run_layer(&mw, uri);
         let header = req
             .headers
             .get(&X_FORWARDED_PREFIX)
