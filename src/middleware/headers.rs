@@ -476,6 +476,10 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
+    fn headers(cfg: dynamic::Headers) -> Headers {
+        Headers::new("h@file", &cfg).unwrap()
+    }
+
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -489,19 +493,15 @@ mod tests {
 
     #[test]
     fn custom_request_headers_set_remove_and_host() {
-        let mw = Headers::new(
-            "h@file",
-            &dynamic::Headers {
-                custom_request_headers: map(&[
-                    ("X-Custom", "value"),
-                    ("X-Remove", ""),
-                    ("Host", "backend.internal"),
-                    ("X-Forwarded-For", ""),
-                ]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mw = headers(dynamic::Headers {
+            custom_request_headers: map(&[
+                ("X-Custom", "value"),
+                ("X-Remove", ""),
+                ("Host", "backend.internal"),
+                ("X-Forwarded-For", ""),
+            ]),
+            ..Default::default()
+        });
         let mut req = parts("/");
         req.headers
             .append("x-custom", HeaderValue::from_static("old1"));
@@ -528,26 +528,18 @@ mod tests {
 
     #[test]
     fn host_rewrite_updates_an_absolute_target() {
-        let mw = Headers::new(
-            "h@file",
-            &dynamic::Headers {
-                custom_request_headers: map(&[("host", "b.internal:81")]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mw = headers(dynamic::Headers {
+            custom_request_headers: map(&[("host", "b.internal:81")]),
+            ..Default::default()
+        });
         let mut req = parts("http://a.example/x?y");
         mw.on_request(&mut req, &mut ctx("http"));
         assert_eq!(req.uri, "http://b.internal:81/x?y");
         // An empty Host is a no-op, as in Go.
-        let mw = Headers::new(
-            "h@file",
-            &dynamic::Headers {
-                custom_request_headers: map(&[("Host", "")]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mw = headers(dynamic::Headers {
+            custom_request_headers: map(&[("Host", "")]),
+            ..Default::default()
+        });
         let mut req = parts("/");
         req.headers.insert(HOST, HeaderValue::from_static("keep"));
         mw.on_request(&mut req, &mut ctx("http"));
@@ -556,22 +548,18 @@ mod tests {
 
     #[test]
     fn security_headers_and_custom_override() {
-        let mw = Headers::new(
-            "h@file",
-            &dynamic::Headers {
-                frame_deny: Some(true),
-                content_type_nosniff: Some(true),
-                browser_xss_filter: Some(true),
-                referrer_policy: Some("no-referrer".into()),
-                content_security_policy: Some("default-src 'self'".into()),
-                sts_seconds: Some(31536000),
-                sts_include_subdomains: Some(true),
-                sts_preload: Some(true),
-                custom_response_headers: map(&[("X-Powered-By", ""), ("X-XSS-Protection", "0")]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mw = headers(dynamic::Headers {
+            frame_deny: Some(true),
+            content_type_nosniff: Some(true),
+            browser_xss_filter: Some(true),
+            referrer_policy: Some("no-referrer".into()),
+            content_security_policy: Some("default-src 'self'".into()),
+            sts_seconds: Some(31536000),
+            sts_include_subdomains: Some(true),
+            sts_preload: Some(true),
+            custom_response_headers: map(&[("X-Powered-By", ""), ("X-XSS-Protection", "0")]),
+            ..Default::default()
+        });
         let mut res = response(&[("x-powered-by", "php"), ("x-frame-options", "SAMEORIGIN")]);
         let mut c = ctx("https");
         let mut req = parts("/");
@@ -600,16 +588,12 @@ mod tests {
 
     #[test]
     fn custom_frame_options_wins_and_zero_sts_is_off() {
-        let mw = Headers::new(
-            "h@file",
-            &dynamic::Headers {
-                frame_deny: Some(true),
-                custom_frame_options_value: Some("SAMEORIGIN".into()),
-                sts_seconds: Some(0),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mw = headers(dynamic::Headers {
+            frame_deny: Some(true),
+            custom_frame_options_value: Some("SAMEORIGIN".into()),
+            sts_seconds: Some(0),
+            ..Default::default()
+        });
         let mut res = response(&[]);
         mw.on_response(&mut res, &ctx("https"));
         assert_eq!(get(&res.headers, "x-frame-options"), Some("SAMEORIGIN"));
