@@ -6,42 +6,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use tokio::io::AsyncReadExt;
-
-/// A whoami with extra flags (`--delay-ms`), on `port` (0: any).
-fn whoami_with(name: &str, port: u16, extra: &[&str]) -> Whoami {
-    let mut child = Command::new(whoami_bin())
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--name", name])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn whoami");
-    let stdout = child.stdout.take().expect("whoami stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("whoami prints its address");
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected whoami first line: {line:?}"));
-    Whoami {
-        proc: ChildGuard(child),
-        addr,
-        name: name.to_string(),
-    }
-}
 
 /// One router `r` on every host to service `svc`, with `lb_extra` lines
 /// (already indented for the `loadBalancer` level) and optional middlewares.
@@ -172,7 +144,7 @@ async fn killed_backend_loses_no_request_and_is_readmitted() {
     );
     assert!(esc.log_text().contains("ejected"), "{}", esc.log_text());
 
-    let c2 = whoami_with("c", c_port, &[]);
+    let c2 = Whoami::start_with("c", c_port, &[]);
     let url = esc.url("/");
     eventually(
         "restarted backend gets traffic",
@@ -258,8 +230,8 @@ async fn all_servers_down_fails_open() {
 /// it under 15% of the requests; wrr sends it half.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2c_avoids_the_slow_backend_and_wrr_does_not() {
-    let fast = whoami_with("fast", 0, &["--delay-ms", "5"]);
-    let slow = whoami_with("slow", 0, &["--delay-ms", "100"]);
+    let fast = Whoami::start_with("fast", 0, &["--delay-ms", "5"]);
+    let slow = Whoami::start_with("slow", 0, &["--delay-ms", "100"]);
     let urls = [fast.url(), slow.url()];
     let mut shares = BTreeMap::new();
     for strategy in ["p2c", "wrr"] {

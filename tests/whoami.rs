@@ -8,11 +8,10 @@
 
 mod common;
 
-use common::whoami_bin;
 use common::ws::{client_frame, server_frame, ws_connect};
-use std::io::{BufRead as _, BufReader};
+use common::{spawn_listening, whoami_bin};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -35,27 +34,13 @@ struct Whoami {
 
 impl Whoami {
     fn start(envs: &[(&str, &str)]) -> Whoami {
-        let mut child = Command::new(whoami_bin())
-            .args(["--port", "0", "--bind", "127.0.0.1", "--grace", "10"])
+        let mut cmd = Command::new(whoami_bin());
+        cmd.args(["--port", "0", "--bind", "127.0.0.1", "--grace", "10"])
             .env_remove("WHOAMI_PORT")
             .env_remove("WHOAMI_NAME")
             .env_remove("WHOAMI_ENV_PREFIX")
-            .envs(envs.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn whoami");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("socket address");
+            .envs(envs.iter().copied());
+        let (child, addr) = spawn_listening(cmd);
         Whoami { child, addr }
     }
 

@@ -137,6 +137,26 @@ impl ChildGuard {
 }
 
 /// A whoami backend on an ephemeral loopback port.
+/// Spawns a whoami command and waits for its first line, `listening on ADDR`.
+pub fn spawn_listening(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn whoami");
+    let stdout = child.stdout.take().expect("whoami stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("whoami prints its address");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected whoami first line: {line:?}"));
+    (child, addr)
+}
+
 pub struct Whoami {
     pub proc: ChildGuard,
     pub addr: SocketAddr,
@@ -149,30 +169,16 @@ impl Whoami {
     }
 
     pub fn start_on(name: &str, port: u16) -> Whoami {
-        let exe = whoami_bin();
-        let mut child = Command::new(exe)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--name",
-                name,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn whoami");
-        let stdout = child.stdout.take().expect("whoami stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("whoami prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected whoami first line: {line:?}"));
+        Whoami::start_with(name, port, &[])
+    }
+
+    /// A whoami with extra flags (`--delay-ms`), on `port` (0: any).
+    pub fn start_with(name: &str, port: u16, extra: &[&str]) -> Whoami {
+        let mut cmd = Command::new(whoami_bin());
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--name", name])
+            .args(extra);
+        let (child, addr) = spawn_listening(cmd);
         Whoami {
             proc: ChildGuard(child),
             addr,
