@@ -46,24 +46,12 @@ fn yaml(a: &Whoami, b: &Whoami) -> String {
     )
 }
 
-async fn ready(p: &AdminProxy) {
-    let url = p.esc.url("/");
-    wait_status(
-        "routes applied",
-        &url,
-        "a.test",
-        200,
-        Duration::from_secs(10),
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_shapes_pagination_and_filters() {
     let a = Whoami::start("alpha");
     let b = Whoami::start("beta");
     let p = AdminProxy::start(&yaml(&a, &b), &["--api.insecure=true", "--ping"]);
-    ready(&p).await;
+    p.routed("a.test").await;
 
     // Overview: Traefik's sections and features.
     let o = p.json("/api/overview").await;
@@ -270,7 +258,7 @@ async fn errors_with_keys_providers_and_ping() {
     let a = Whoami::start("alpha");
     let b = Whoami::start("beta");
     let p = AdminProxy::start(&yaml(&a, &b), &["--api.insecure=true", "--ping"]);
-    ready(&p).await;
+    p.routed("a.test").await;
 
     let issues = p.json("/api/issues").await;
     let list = issues.as_array().unwrap();
@@ -329,7 +317,7 @@ async fn event_stream_reports_added_routes() {
     let a = Whoami::start("alpha");
     let b = Whoami::start("beta");
     let p = AdminProxy::start(&yaml(&a, &b), &["--api.insecure=true"]);
-    ready(&p).await;
+    p.routed("a.test").await;
 
     let mut events = EventStream::open(p.admin).await;
     events

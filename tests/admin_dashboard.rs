@@ -38,15 +38,7 @@ async fn dashboard_in_headless_chromium() {
     let a = Whoami::start("alpha");
     let b = Whoami::start("beta");
     let p = AdminProxy::start(&routes(&a, &b, ""), &["--api.insecure=true"]);
-    let url = p.esc.url("/");
-    wait_status(
-        "routes applied",
-        &url,
-        "a.test",
-        200,
-        Duration::from_secs(10),
-    )
-    .await;
+    p.routed("a.test").await;
     for _ in 0..20 {
         get(&p.esc.url("/"), "a.test").await;
     }

@@ -54,8 +54,7 @@ async fn traefik_metrics_after_traffic() {
             "--metrics.prometheus.buckets=0.1,0.3,1.2,5",
         ],
     );
-    let url = p.esc.url("/");
-    wait_status("route", &url, "a.test", 200, Duration::from_secs(10)).await;
+    p.routed("a.test").await;
     let before = Scrape::parse(
         p.get("/metrics")
             .await
@@ -268,8 +267,7 @@ async fn removed_services_leave_the_metrics() {
         )
     };
     let p = AdminProxy::start(&yaml("one"), &["--metrics.prometheus=true"]);
-    let url = p.esc.url("/");
-    wait_status("route", &url, "a.test", 200, Duration::from_secs(10)).await;
+    p.routed("a.test").await;
     assert!(
         p.get("/metrics")
             .await
@@ -281,7 +279,7 @@ async fn removed_services_leave_the_metrics() {
         "service two in metrics",
         Duration::from_secs(10),
         || async {
-            let _ = request("GET", &url, &[("host", "a.test")], "").await;
+            let _ = request("GET", &p.esc.url("/"), &[("host", "a.test")], "").await;
             let body = p.get("/metrics").await.body;
             body.contains("service=\"two@file\"") && !body.contains("service=\"one@file\"")
         },

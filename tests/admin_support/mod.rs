@@ -31,6 +31,12 @@ impl AdminProxy {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// Waits until the web entrypoint answers 200 for `host`: the routes are applied.
+    pub async fn routed(&self, host: &str) {
+        let url = self.esc.url("/");
+        wait_status("routes applied", &url, host, 200, Duration::from_secs(10)).await;
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         request("GET", &self.url(path), &[], "")
             .await
