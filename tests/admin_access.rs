@@ -7,14 +7,12 @@
 //! off the machine), but a socket bound to 127.0.0.1 does not answer there,
 //! while one bound to all interfaces does.
 
-mod admin_support;
 mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use admin_support::*;
 use common::*;
 
 fn on_other_address(port: u16, path: &str) -> String {
@@ -22,7 +20,7 @@ fn on_other_address(port: u16, path: &str) -> String {
 }
 
 fn simple_routes(a: &Whoami) -> String {
-    dynamic(
+    routes_yaml(
         "    web:\n      rule: \"Host(`a.test`)\"\n      service: app",
         &lb("app", &[a.url()]),
         "    {}",
@@ -118,7 +116,7 @@ async fn implicit_traefik_entrypoint_is_loopback_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_router_to_api_internal() {
     // test:test, as an htpasswd SHA1 entry.
-    let routes = dynamic(
+    let routes = routes_yaml(
         r#"    admin-api:
       rule: "Host(`admin.test`) && (PathPrefix(`/api`) || PathPrefix(`/dashboard`))"
       service: api@internal

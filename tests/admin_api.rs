@@ -20,7 +20,7 @@ fn names(v: &Value) -> Vec<String> {
 }
 
 fn yaml(a: &Whoami, b: &Whoami) -> String {
-    dynamic(
+    routes_yaml(
         r#"    web:
       rule: "Host(`a.test`)"
       service: app
@@ -328,8 +328,11 @@ async fn event_stream_reports_added_routes() {
     assert!(events.seen.contains("text/event-stream"), "{}", events.seen);
 
     let routers = "    web:\n      rule: \"Host(`a.test`)\"\n      service: app\n    fresh:\n      rule: \"Host(`fresh.test`)\"\n      service: app";
-    p.esc
-        .write_dynamic(&dynamic(routers, &lb("app", &[a.url(), b.url()]), "    {}"));
+    p.esc.write_dynamic(&routes_yaml(
+        routers,
+        &lb("app", &[a.url(), b.url()]),
+        "    {}",
+    ));
     events
         .until("config event", Duration::from_secs(10), |s| {
             s.contains("event: config") && s.contains("fresh@file")

@@ -18,7 +18,7 @@ use admin_support::*;
 use common::*;
 
 fn routes(a: &Whoami, b: &Whoami, extra: &str) -> String {
-    dynamic(
+    routes_yaml(
         &format!(
             "    web:\n      rule: \"Host(`a.test`)\"\n      service: app\n    broken:\n      rule: \"Hots(`x.test`)\"\n      service: app\n{extra}"
         ),

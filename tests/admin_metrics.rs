@@ -41,7 +41,7 @@ fn histogram(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Vec<(f64
 async fn traefik_metrics_after_traffic() {
     let a = Whoami::start("alpha");
     let b = Whoami::start("beta");
-    let yaml = dynamic(
+    let yaml = routes_yaml(
         "    web:\n      rule: \"Host(`a.test`)\"\n      service: app",
         &lb("app", &[a.url(), b.url()]),
         "    {}",
@@ -260,7 +260,7 @@ async fn traefik_metrics_after_traffic() {
 async fn removed_services_leave_the_metrics() {
     let a = Whoami::start("alpha");
     let yaml = |svc: &str| {
-        dynamic(
+        routes_yaml(
             &format!("    web:\n      rule: \"Host(`a.test`)\"\n      service: {svc}"),
             &lb(svc, &[a.url()]),
             "    {}",

@@ -8,20 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::io::AsyncWriteExt as _;
 
-fn routes_yaml(routers: &str, services: &str, middlewares: &str) -> String {
-    format!(
-        "http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n"
-    )
-}
-
-fn lb(name: &str, urls: &[String]) -> String {
-    let mut s = format!("    {name}:\n      loadBalancer:\n        servers:\n");
-    for u in urls {
-        s.push_str(&format!("          - url: \"{u}\"\n"));
-    }
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_path_and_priority() {
     let a = Whoami::start("alpha");

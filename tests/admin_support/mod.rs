@@ -50,21 +50,6 @@ impl AdminProxy {
     }
 }
 
-/// A dynamic file with the given routers and services YAML blocks.
-pub fn dynamic(routers: &str, services: &str, middlewares: &str) -> String {
-    format!(
-        "http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n"
-    )
-}
-
-pub fn lb(name: &str, urls: &[String]) -> String {
-    let mut s = format!("    {name}:\n      loadBalancer:\n        servers:\n");
-    for u in urls {
-        s.push_str(&format!("          - url: \"{u}\"\n"));
-    }
-    s
-}
-
 /// Opens `/api/events` and reads until `want` returns true on the text
 /// received so far; returns that text. Bounded by `within`.
 pub struct EventStream {

@@ -307,6 +307,23 @@ impl Answer {
     }
 }
 
+/// A dynamic file with the given routers, services and middlewares YAML blocks
+/// (each already indented for its section).
+pub fn routes_yaml(routers: &str, services: &str, middlewares: &str) -> String {
+    format!(
+        "http:\n  routers:\n{routers}\n  services:\n{services}\n  middlewares:\n{middlewares}\n"
+    )
+}
+
+/// A `services` entry: a load balancer over `urls`.
+pub fn lb(name: &str, urls: &[String]) -> String {
+    let mut s = format!("    {name}:\n      loadBalancer:\n        servers:\n");
+    for u in urls {
+        s.push_str(&format!("          - url: \"{u}\"\n"));
+    }
+    s
+}
+
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
