@@ -303,6 +303,13 @@ struct Merged {
     model: DynamicConfig,
 }
 
+fn qualify_all(names: &[String], provider: &str) -> Vec<String> {
+    names
+        .iter()
+        .map(|m| middleware::qualify(m, provider))
+        .collect()
+}
+
 /// Qualifies every name with its provider and every reference that lacks one.
 fn merge(snapshots: &[(String, Arc<Snapshot>)], issues: &mut Vec<ConfigIssue>) -> Merged {
     let mut model = DynamicConfig::default();
@@ -312,11 +319,7 @@ fn merge(snapshots: &[(String, Arc<Snapshot>)], issues: &mut Vec<ConfigIssue>) -
         for (name, router) in &http.routers {
             let mut router: Router = router.clone();
             router.service = middleware::qualify(&router.service, provider);
-            router.middlewares = router
-                .middlewares
-                .iter()
-                .map(|m| middleware::qualify(m, provider))
-                .collect();
+            router.middlewares = qualify_all(&router.middlewares, provider);
             model
                 .http
                 .routers
@@ -337,11 +340,7 @@ fn merge(snapshots: &[(String, Arc<Snapshot>)], issues: &mut Vec<ConfigIssue>) -
         for (name, mw) in &http.middlewares {
             let mut mw: Middleware = mw.clone();
             if let Some(chain) = &mut mw.chain {
-                chain.middlewares = chain
-                    .middlewares
-                    .iter()
-                    .map(|m| middleware::qualify(m, provider))
-                    .collect();
+                chain.middlewares = qualify_all(&chain.middlewares, provider);
             }
             model
                 .http
