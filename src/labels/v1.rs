@@ -32,20 +32,7 @@ use crate::config::dynamic::{
 };
 use crate::rules;
 
-/// First key segments that make a label a v1 one.
-const TOP: &[&str] = &[
-    "port",
-    "portname",
-    "portindex",
-    "protocol",
-    "weight",
-    "backend",
-    "frontend",
-    "domain",
-    "tags",
-];
-
-/// What may follow `traefik.<segment>.`.
+/// First key segments of a v1 label, directly after `traefik.` or after `traefik.<segment>.`.
 const SEGMENT_HEADS: &[&str] = &[
     "port",
     "portname",
@@ -120,7 +107,8 @@ pub fn is_v1_key(rest: &str) -> bool {
 /// not v1 at all.
 fn split(rest: &str) -> Option<(Option<&str>, String)> {
     let head = super::head(rest);
-    if TOP.contains(&head.as_str()) {
+    // `tags` is service-wide only: it cannot follow a segment name.
+    if head == "tags" || SEGMENT_HEADS.contains(&head.as_str()) {
         return Some((None, rest.to_ascii_lowercase()));
     }
     let (segment, sub) = rest.split_once('.')?;
