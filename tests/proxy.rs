@@ -34,15 +34,7 @@ async fn routes_by_host_path_and_priority() {
         "    {}",
     );
     let esc = Escale::start(&yaml, &[]);
-    let url = esc.url("/");
-    wait_status(
-        "config applied",
-        &url,
-        "a.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    esc.routed("a.test", Duration::from_secs(5)).await;
 
     let expectations = [
         ("/", "a.test", "alpha", "exact host"),
@@ -289,15 +281,7 @@ async fn reload_adds_and_removes_routes_without_failing_requests() {
         )
     };
     let esc = Escale::start(&base(""), &[]);
-    let url = esc.url("/");
-    wait_status(
-        "config applied",
-        &url,
-        "stable.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    esc.routed("stable.test", Duration::from_secs(5)).await;
 
     // Bounded load on the stable route while the file changes underneath.
     let load_url = esc.url("/");
@@ -346,15 +330,7 @@ async fn broken_file_keeps_last_good_configuration() {
         "    {}",
     );
     let esc = Escale::start(&good, &[]);
-    let url = esc.url("/");
-    wait_status(
-        "config applied",
-        &url,
-        "keep.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    esc.routed("keep.test", Duration::from_secs(5)).await;
     esc.write_dynamic(
         "http:\n  routers:\n    r:\n      rule: \"Host(`keep.test`)\"\n     service: [broken\n",
     );
@@ -372,15 +348,7 @@ async fn broken_file_keeps_last_good_configuration() {
     );
     // Fixing the file applies again.
     esc.write_dynamic(&good.replace("keep.test", "fixed.test"));
-    let url = esc.url("/");
-    wait_status(
-        "fixed file applies",
-        &url,
-        "fixed.test",
-        200,
-        Duration::from_secs(3),
-    )
-    .await;
+    esc.routed("fixed.test", Duration::from_secs(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,15 +361,7 @@ async fn websocket_echo_through_the_proxy() {
         "    {}",
     );
     let esc = Escale::start(&yaml, &[]);
-    let url = esc.url("/");
-    wait_status(
-        "config applied",
-        &url,
-        "ws.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    esc.routed("ws.test", Duration::from_secs(5)).await;
     let mut s = ws_connect(esc.web, "ws.test").await;
     for msg in [&b"hello through escale"[..], &[7u8; 70_000][..]] {
         s.write_all(&client_frame(0x2, msg)).await.unwrap();

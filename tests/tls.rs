@@ -149,15 +149,7 @@ tls:
         indent(&b.key, 8),
     );
     let esc = Escale::start(&yaml, &[]);
-    let url = esc.url("/");
-    wait_status(
-        "plain route ready",
-        &url,
-        "a.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    esc.routed("a.test", Duration::from_secs(5)).await;
 
     // Plain HTTP on the same entrypoint reaches the plain router.
     assert_eq!(

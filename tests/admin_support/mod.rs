@@ -33,8 +33,7 @@ impl AdminProxy {
 
     /// Waits until the web entrypoint answers 200 for `host`: the routes are applied.
     pub async fn routed(&self, host: &str) {
-        let url = self.esc.url("/");
-        wait_status("routes applied", &url, host, 200, Duration::from_secs(10)).await;
+        self.esc.routed(host, Duration::from_secs(10)).await;
     }
 
     pub async fn get(&self, path: &str) -> Answer {

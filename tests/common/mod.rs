@@ -265,6 +265,12 @@ impl Escale {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `/` answers 200 for `host`: its routes are applied.
+    pub async fn routed(&self, host: &str, within: Duration) {
+        let what = format!("routes for {host} applied");
+        wait_status(&what, &self.url("/"), host, 200, within).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.web, path)
     }
