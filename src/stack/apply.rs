@@ -536,6 +536,15 @@ async fn check_routes(probes: &[RouteProbe], timeout: Duration) -> bool {
 async fn remove_network_until(engine: &Engine, name: &str, deadline: Instant) -> bool {
     loop {
         match engine.remove_network(name).await {
+            // The manager acknowledges before the network is gone from its
+            // lists: wait for that, so `down` returns on a clean slate.
+            Ok(()) if matches!(engine.network_exists(name).await, Ok(true)) => {
+                if Instant::now() >= deadline {
+                    eprintln!("escale stack: network {name} is still listed after removal");
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             Ok(()) => {
                 println!("removed network {name}");
                 return true;

@@ -256,6 +256,22 @@ impl Engine {
         }
     }
 
+    /// Whether a network by that name (or id) still exists.
+    pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api(format!("inspecting network {name}"))(e)),
+        }
+    }
+
     pub async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError> {
         let name = spec.name.clone().unwrap_or_default();
         let r = self
