@@ -859,6 +859,13 @@ def targets(summary, data):
                 line(None if r is None else r >= need, f"3. {sc}/a for escale: {fmt(r, '.3f')} (need >= {need})")
             elif r is not None:
                 out.append(f"  ({sc}/a for {px}: {r:.3f})")
+        # CPU per request does not depend on what else the machine runs.
+        cpu = {px: ratio(g("a", px, "cpu_per_100k"), g(sc, px, "cpu_per_100k")) for px in ("escale", "nginx", "haproxy", "traefik")}
+        out.append(
+            f"  (same, from CPU per request, a/{sc}: "
+            + ", ".join(f"{px} {v:.3f}" for px, v in cpu.items() if v is not None)
+            + ")"
+        )
     mem = {(m["case"], m["proxy"]): m["idle_rss_kib"] / 1024 for m in data.get("memory", [])}
     m1 = mem.get(("1 route", "escale"))
     line(None if m1 is None else m1 < 15, f"4. idle RSS, 1 route: {fmt(m1, '.1f')} MiB (need < 15)")
