@@ -692,6 +692,7 @@ class Harness:
             write_dynamic(dyn, routes)
             proc = self.start_proxy(kind, routes, False, dyn)
             times = []
+            idle_cpu = 0.0
             try:
                 if not wait_status(host_of(routes - 1), 200, time.monotonic() + self.args.start_timeout, pause=0.01):
                     log(f"  reload {kind}: not ready")
@@ -717,13 +718,25 @@ class Harness:
                         times.append(dt * 1000)
                     log(f"  reload {kind:8s} #{i}: {'%.1f ms' % (dt * 1000) if ok else 'timed out'}")
                     time.sleep(2)
+                # A proxy should be idle again once a change is applied.
+                c0 = cpu_seconds(proc.pids())
+                time.sleep(3)
+                idle_cpu = (cpu_seconds(proc.pids()) - c0) / 3
+                log(f"  reload {kind:8s} CPU while idle after the changes: {idle_cpu:.2f} cores")
             finally:
                 proc.stop()
                 deadline = time.monotonic() + 10
                 while not port_free(PROXY_PORT) and time.monotonic() < deadline:
                     time.sleep(0.1)
             if times:
-                out.append(dict(proxy=kind, median_ms=round(statistics.median(times), 1), all_ms=[round(t, 1) for t in times]))
+                out.append(
+                    dict(
+                        proxy=kind,
+                        median_ms=round(statistics.median(times), 1),
+                        all_ms=[round(t, 1) for t in times],
+                        idle_cpu_after=round(idle_cpu, 3),
+                    )
+                )
         self.reload = out
         self.save()
 
@@ -816,11 +829,13 @@ def report(data):
             lines.append(f"| {m['case']} | {m['proxy']} | {m['idle_rss_kib'] / 1024:.1f} | {m['ready_s']:.2f} |")
     if data.get("reload"):
         lines.append("")
-        lines.append("| config change with 10k routes, write to new route answering | proxy | median ms | runs ms |")
-        lines.append("|---|---|---:|---|")
+        lines.append("| config change with 10k routes, write to new route answering | proxy | median ms | runs ms | CPU when idle afterwards |")
+        lines.append("|---|---|---:|---|---:|")
         for m in data["reload"]:
             how = "file watch" if m["proxy"] not in ("nginx", "haproxy") else ("SIGHUP" if m["proxy"] == "nginx" else "SIGUSR2 (-W)")
-            lines.append(f"| {how} | {m['proxy']} | {m['median_ms']} | {', '.join(map(str, m['all_ms']))} |")
+            idle = m.get("idle_cpu_after")
+            idle = "-" if idle is None else f"{idle:.2f} cores"
+            lines.append(f"| {how} | {m['proxy']} | {m['median_ms']} | {', '.join(map(str, m['all_ms']))} | {idle} |")
     lines.append("")
     lines += targets(summary, data)
     if errors:
