@@ -811,8 +811,11 @@ def report(data):
     lines.append("")
     lines.append("| scenario | proxy | req/s | p50 ms | p99 ms | max ms | peak RSS MiB | CPU s / 100k req | errors |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    # Variants (--variant) come after the standard proxies, in run order.
+    order = list(PROXIES) + [r["proxy"] for r in data["runs"] if r["proxy"] not in PROXIES]
+    order = list(dict.fromkeys(order))
     for key, sc in SCENARIOS.items():
-        for px in PROXIES:
+        for px in order:
             s = summary.get((key, px))
             if not s:
                 continue
