@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Per-request costs of one proxy in scenario a (1 route, keep-alive), numbers
+# that do not move with machine noise:
+#   - user-space instructions per request (valgrind callgrind), with the top
+#     functions by self cost;
+#   - syscalls and context switches per request (perf tracepoints, if the
+#     kernel allows them).
+#
+#   benches/profile.sh [escale|nginx|haproxy] [escale-binary]
+#
+# Needs valgrind (and perf for the second part): apt-get install valgrind
+# linux-perf. Proxy on CPU 1, wrk and the backend on CPU 0, 127.0.0.1 only.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+kind="${1:-escale}"
+bin="${2:-$root/target/release/escale}"
+work="$(mktemp -d)"
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$root/benches" && python3 -c "
+import compare as c
+c.write_backend_conf('$work', 1)
+c.write_nginx_conf('$work', 1, False)
+c.write_haproxy_conf('$work', 1, False)
+open('$work/haproxy.cfg', 'a').close()
+import os; os.makedirs('$work/dyn', exist_ok=True)
+c.write_dynamic('$work/dyn/dyn.yml', 1)
+")
+sed -i 's/worker_processes auto;/worker_processes 1; master_process off;/' "$work/nginx.conf"
+sed -i 's/nbthread 2/nbthread 1/' "$work/haproxy.cfg"
+
+taskset -c 0 nginx -p "$work" -c "$work/backend.conf" -e "$work/backend-error.log" &
+pids+=($!)
+
+proxy_cmd() {
+  case "$kind" in
+    escale) echo "$bin --entrypoints.web.address=127.0.0.1:18080 --providers.file.filename=$work/dyn/dyn.yml --log.level=ERROR" ;;
+    nginx) echo "nginx -p $work -c $work/nginx.conf -e $work/nginx-error.log" ;;
+    haproxy) echo "haproxy -db -f $work/haproxy.cfg" ;;
+  esac
+}
+wait_ready() {
+  for _ in $(seq 1 200); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: h0.bench.test' 127.0.0.1:18080/)" == 200 ]] && return 0
+    sleep 0.1
+  done
+  echo "proxy not ready" >&2
+  return 1
+}
+load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H 'Host: h0.bench.test' http://127.0.0.1:18080/; }
+requests() { awk '/requests in/{print $1}'; }
+
+echo "== $kind: user-space instructions per request (callgrind, 8 connections, 8 s)"
+# shellcheck disable=SC2046
+taskset -c 1 /usr/bin/valgrind.bin --tool=callgrind --callgrind-out-file="$work/cg.out" \
+  --dump-instr=no $(proxy_cmd) >"$work/cg.log" 2>&1 &
+vg=$!
+pids+=("$vg")
+wait_ready
+load 8 3 >/dev/null
+callgrind_control -z "$vg" >/dev/null
+req=$(load 8 8 | requests)
+callgrind_control -d "$vg" >/dev/null
+sleep 1
+kill -INT "$vg" 2>/dev/null || true
+sleep 1
+kill -KILL "$vg" 2>/dev/null || true
+dump="$work/cg.out.1"
+total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+echo "requests: $req   instructions/request: $((total / req))"
+callgrind_annotate --threshold=100 "$dump" 2>/dev/null | grep -v '(100.0%)' |
+  grep -E '^\s*[0-9,]+ \(' | head -20 |
+  awk -v r="$req" '{n=$1; gsub(",","",n); $1=""; $2=""; printf "  %6d  %s\n", n/r, substr($0, 1, 110)}'
+
+if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+  echo "== $kind: syscalls and context switches per request (64 connections, 5 s)"
+  # shellcheck disable=SC2046
+  taskset -c 1 $(proxy_cmd) >"$work/proxy.log" 2>&1 &
+  px=$!
+  pids+=("$px")
+  wait_ready
+  load 64 2 >/dev/null
+  all=$(ps -e -o pid=,ppid= | awk -v p="$px" '$1==p||$2==p{print $1}' | paste -sd,)
+  perf stat -e raw_syscalls:sys_enter,context-switches,task-clock -p "$all" -o "$work/stat.txt" -- sleep 5 &
+  ps_pid=$!
+  req=$(load 64 5 | requests)
+  wait "$ps_pid" || true
+  awk -v r="$req" '/raw_syscalls|context-switches/ {gsub(",","",$1); printf "  %-28s %8.3f per request\n", $2, $1/r}
+    /task-clock/ {gsub(",","",$1); printf "  %-28s %8.2f per request\n", "CPU microseconds", $1*1000/r}' "$work/stat.txt"
+fi
