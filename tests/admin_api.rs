@@ -364,3 +364,44 @@ async fn event_stream_reports_added_routes() {
         })
         .await;
 }
+
+/// Reading the files raises watch events too: a change must cost one
+/// reload, not a reload loop that burns a core forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_is_read_a_few_times_not_forever() {
+    let a = Whoami::start("alpha");
+    let yaml = |host: &str| {
+        routes_yaml(
+            &format!("    r:\n      rule: \"Host(`{host}`)\"\n      service: a"),
+            &lb("a", &[a.url()]),
+            "    {}",
+        )
+    };
+    let p = AdminProxy::start(&yaml("one.test"), &["--api.insecure=true"]);
+    let url = p.esc.url("/");
+    wait_status(
+        "first config",
+        &url,
+        "one.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    p.esc.write_dynamic(&yaml("two.test"));
+    wait_status(
+        "changed config",
+        &url,
+        "two.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    let events = |v: Value| v["events"].as_u64().unwrap_or(u64::MAX);
+    let settled = events(p.json("/api/providers/file").await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = events(p.json("/api/providers/file").await);
+    assert!(
+        settled <= 6 && later == settled,
+        "the file provider keeps reacting: {settled} events, then {later}"
+    );
+}

@@ -115,6 +115,23 @@ pub fn load(source: &FileSource, last_good: &mut BTreeMap<PathBuf, ParsedFile>) 
     Snapshot { config, issues }
 }
 
+/// Whether a watch event can change the configuration. Reading the files
+/// raises access events (reacting to those would reload forever), and a
+/// watched file's directory sees events for unrelated files.
+fn is_relevant(source: &FileSource, event: &notify::Event) -> bool {
+    if matches!(event.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    match source {
+        FileSource::Filename(f) => event.paths.iter().any(|p| p.file_name() == f.file_name()),
+        FileSource::Directory(_) => event.paths.iter().any(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+        }),
+    }
+}
+
 /// Publishes the files' content now and, when `watch` is set, after every
 /// change (debounced), until the handle's consumers go away.
 pub async fn run(source: FileSource, watch: bool, handle: ProviderHandle) {
@@ -124,8 +141,11 @@ pub async fn run(source: FileSource, watch: bool, handle: ProviderHandle) {
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let wanted = source.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if let Ok(event) = event
+            && is_relevant(&wanted, &event)
+        {
             let _ = tx.send(());
         }
     });
