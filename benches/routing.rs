@@ -219,7 +219,7 @@ fn reload(c: &mut Criterion) {
         let snapshots = vec![(
             "file".to_string(),
             Arc::new(Snapshot {
-                config,
+                config: Arc::new(config),
                 issues: Vec::new(),
             }),
         )];

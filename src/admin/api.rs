@@ -243,7 +243,7 @@ fn put_errors(obj: &mut Map<String, Value>, errors: &[String], status: Status) {
 /// A router as Traefik's `routerRepresentation` (`named`) or as in
 /// `/api/rawdata` (not named).
 fn router(table: &RouteTable, view: &RouterView, named: bool) -> Value {
-    let mut obj = match table.model.http.routers.get(&view.name) {
+    let mut obj = match table.model.router(&view.name) {
         Some(model) => object(model),
         None => object(json!({ "rule": view.rule, "service": view.service })),
     };
@@ -328,7 +328,7 @@ pub fn live_stats(table: &RouteTable) -> Value {
 
 fn service(table: &RouteTable, name: &str, named: bool) -> Option<Value> {
     let view = table.service_views.get(name)?;
-    let mut obj = object(table.model.http.services.get(name));
+    let mut obj = object(table.model.service(name));
     if let Some(Value::Object(lb)) = obj.get_mut("loadBalancer") {
         // Traefik reports its defaults.
         lb.entry("passHostHeader").or_insert(json!(true));
@@ -418,7 +418,7 @@ fn middleware(table: &RouteTable, name: &str, named: bool) -> Value {
     let Some(view) = table.middlewares.get(name) else {
         return Value::Null;
     };
-    let mut obj = object(table.model.http.middlewares.get(name));
+    let mut obj = object(table.model.middleware(name));
     put_errors(&mut obj, &view.error, view.status);
     if !view.used_by.is_empty() {
         obj.insert("usedBy".into(), json!(view.used_by));
@@ -733,7 +733,7 @@ mod tests {
             },
         );
         let snapshot = Snapshot {
-            config,
+            config: Arc::new(config),
             issues: vec![
                 ConfigIssue::error("swarm", "swarm service saas_shop", "unknown matcher `Hots`")
                     .with_key("traefik.http.routers.shop.rule")

@@ -53,15 +53,15 @@ type Fingerprint = BTreeMap<(&'static str, String), String>;
 fn fingerprint(table: &RouteTable) -> Fingerprint {
     let mut fp = Fingerprint::new();
     for (name, view) in &table.routers {
-        let model = table.model.http.routers.get(name);
+        let model = table.model.router(name);
         fp.insert(("router", name.clone()), json(&(view, model)));
     }
     for (name, view) in &table.service_views {
-        let model = table.model.http.services.get(name);
+        let model = table.model.service(name);
         fp.insert(("service", name.clone()), json(&(view, model)));
     }
     for (name, view) in &table.middlewares {
-        let model = table.model.http.middlewares.get(name);
+        let model = table.model.middleware(name);
         fp.insert(("middleware", name.clone()), json(&(view, model)));
     }
     for (name, rt) in &table.services {

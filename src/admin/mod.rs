@@ -213,7 +213,7 @@ impl AdminConfig {
             );
         }
         Snapshot {
-            config,
+            config: Arc::new(config),
             issues: Vec::new(),
         }
     }
@@ -408,7 +408,7 @@ mod tests {
         };
         assert!(insecure.needs_internal_entrypoint());
         assert!(insecure.implicit_entrypoint_address().ip().is_unspecified());
-        let routers = insecure.internal_snapshot().config.http.routers;
+        let routers = insecure.internal_snapshot().config.http.routers.clone();
         assert_eq!(routers.keys().collect::<Vec<_>>(), vec!["api", "dashboard"]);
         assert_eq!(routers["api"].rule, "PathPrefix(`/api`)");
         assert_eq!(routers["api"].entry_points, vec!["traefik"]);
@@ -428,7 +428,7 @@ mod tests {
             ..AdminConfig::default()
         };
         assert!(!c.needs_internal_entrypoint());
-        let routers = c.internal_snapshot().config.http.routers;
+        let routers = c.internal_snapshot().config.http.routers.clone();
         assert_eq!(routers.keys().collect::<Vec<_>>(), vec!["prometheus"]);
         assert_eq!(routers["prometheus"].entry_points, vec!["web"]);
     }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::dynamic::{DynamicConfig, HttpConfig, Service};
 use super::tree::{self, IssueKind, KeyIssue, Node, SyntaxError};
@@ -218,29 +219,46 @@ pub fn load_dynamic_dir(dir: &Path) -> Result<(DynamicConfig, Vec<Issue>), Vec<I
         match parse_dynamic_file(&path, &text) {
             Ok((config, file_issues)) => {
                 issues.extend(file_issues);
-                parsed.push(ParsedFile { path, text, config });
+                parsed.push(ParsedFile {
+                    path,
+                    text,
+                    config: Arc::new(config),
+                    issues: Vec::new(),
+                });
             }
             Err(errs) => issues.extend(errs),
         }
     }
     let (merged, merge_issues) = merge_files(&parsed);
     issues.extend(merge_issues);
-    Ok((merged, issues))
+    Ok((Arc::unwrap_or_clone(merged), issues))
 }
 
-/// One dynamic file that parsed: its text is kept to locate keys in issues.
+/// One dynamic file that parsed: its text is kept to locate keys in issues
+/// (and to tell a real change from an event that changed nothing).
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     pub path: PathBuf,
     pub text: String,
-    pub config: DynamicConfig,
+    pub config: Arc<DynamicConfig>,
+    /// What parsing it reported (warnings, objects left out).
+    pub issues: Vec<Issue>,
 }
 
 /// Merges files as Traefik does. A name defined in two files is an error
-/// naming both; the first definition (in the given order) is kept.
+/// naming both; the first definition (in the given order) is kept. One file
+/// is its own merge: its configuration is shared, not copied.
 pub fn merge_files<'a>(
     files: impl IntoIterator<Item = &'a ParsedFile>,
-) -> (DynamicConfig, Vec<Issue>) {
+) -> (Arc<DynamicConfig>, Vec<Issue>) {
+    let mut files = files.into_iter().peekable();
+    let Some(first) = files.next() else {
+        return (Arc::default(), Vec::new());
+    };
+    if files.peek().is_none() {
+        return (first.config.clone(), Vec::new());
+    }
+    let files = std::iter::once(first).chain(files);
     let mut merged = DynamicConfig::default();
     let mut issues = Vec::new();
     // Which file defined each object, to name both on a duplicate.
@@ -249,6 +267,7 @@ pub fn merge_files<'a>(
         path: file,
         text,
         config,
+        ..
     } in files
     {
         let format = Format::from_path(file).unwrap_or(Format::Yaml);
@@ -305,7 +324,7 @@ pub fn merge_files<'a>(
         merged.udp = merged.udp.clone().or(config.udp.clone());
         merged.tls = merged.tls.clone().or(config.tls.clone());
     }
-    (merged, issues)
+    (Arc::new(merged), issues)
 }
 
 /// The dynamic files under `dir`, recursively, in name order, skipping

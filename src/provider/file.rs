@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -67,7 +68,8 @@ impl From<file_format::Issue> for ConfigIssue {
 }
 
 /// Reads every file once: the merged configuration and the issues. A file
-/// that no longer parses keeps its last good content from `last_good`.
+/// that no longer parses keeps its last good content from `last_good`; a
+/// file whose text did not change is not parsed again.
 pub fn load(source: &FileSource, last_good: &mut BTreeMap<PathBuf, ParsedFile>) -> Snapshot {
     let mut issues: Vec<ConfigIssue> = Vec::new();
     match source.files() {
@@ -85,10 +87,22 @@ pub fn load(source: &FileSource, last_good: &mut BTreeMap<PathBuf, ParsedFile>) 
                         continue;
                     }
                 };
+                if let Some(known) = last_good.get(&path).filter(|k| k.text == text) {
+                    issues.extend(known.issues.iter().cloned().map(ConfigIssue::from));
+                    continue;
+                }
                 match file_format::parse_dynamic_file(&path, &text) {
                     Ok((config, file_issues)) => {
-                        issues.extend(file_issues.into_iter().map(ConfigIssue::from));
-                        last_good.insert(path.clone(), ParsedFile { path, text, config });
+                        issues.extend(file_issues.iter().cloned().map(ConfigIssue::from));
+                        last_good.insert(
+                            path.clone(),
+                            ParsedFile {
+                                path,
+                                text,
+                                config: Arc::new(config),
+                                issues: file_issues,
+                            },
+                        );
                     }
                     Err(errors) => {
                         let kept = last_good.contains_key(&path);
@@ -115,28 +129,89 @@ pub fn load(source: &FileSource, last_good: &mut BTreeMap<PathBuf, ParsedFile>) 
     Snapshot { config, issues }
 }
 
-/// Whether a watch event can change the configuration. Reading the files
-/// raises access events (reacting to those would reload forever), and a
-/// watched file's directory sees events for unrelated files.
-fn is_relevant(source: &FileSource, event: &notify::Event) -> bool {
-    if matches!(event.kind, notify::EventKind::Access(_)) {
-        return false;
-    }
-    match source {
+/// What a watch event says about the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A file is complete: renamed into place (how editors and tools
+    /// replace a file atomically), closed by its writer, or removed.
+    Complete,
+    /// A file is being written, or was created: more may follow.
+    Partial,
+}
+
+/// How long writes must pause before a file that was not closed nor
+/// renamed is read anyway (a writer that keeps it open).
+const QUIET: Duration = Duration::from_millis(20);
+
+/// Whether a watch event can change the configuration, and how. Reading
+/// the files raises access events (reacting to those would reload forever),
+/// and a watched file's directory sees events for unrelated files.
+fn classify(source: &FileSource, event: &notify::Event) -> Option<Change> {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    let change = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Change::Complete,
+        EventKind::Access(_) => return None,
+        EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => Change::Complete,
+        _ => Change::Partial,
+    };
+    let relevant = match source {
         FileSource::Filename(f) => event.paths.iter().any(|p| p.file_name() == f.file_name()),
         FileSource::Directory(_) => event.paths.iter().any(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| !n.starts_with('.'))
         }),
+    };
+    relevant.then_some(change)
+}
+
+/// Waits until the files can be read: at once when the latest event says a
+/// file is complete, otherwise once events pause for [`QUIET`]. A file read
+/// half-written and broken keeps the last good configuration anyway.
+async fn settle(rx: &mut mpsc::UnboundedReceiver<Change>, first: Change) {
+    let mut latest = first;
+    loop {
+        while let Ok(c) = rx.try_recv() {
+            latest = c;
+        }
+        if latest == Change::Complete {
+            return;
+        }
+        match tokio::time::timeout(QUIET, rx.recv()).await {
+            Ok(Some(c)) => latest = c,
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 
+/// Loads and publishes on a blocking thread: parsing 10k routes takes tens
+/// of milliseconds, which must not hold a worker that serves requests.
+async fn reload(
+    source: &FileSource,
+    last_good: BTreeMap<PathBuf, ParsedFile>,
+    handle: &ProviderHandle,
+) -> BTreeMap<PathBuf, ParsedFile> {
+    let (source, handle) = (source.clone(), handle.clone());
+    let job = tokio::task::spawn_blocking(move || {
+        let mut last_good = last_good;
+        let snapshot = load(&source, &mut last_good);
+        for issue in &snapshot.issues {
+            tracing::warn!(%issue, "file provider");
+        }
+        handle.publish(snapshot);
+        last_good
+    });
+    job.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "file provider: loading failed");
+        BTreeMap::new()
+    })
+}
+
 /// Publishes the files' content now and, when `watch` is set, after every
-/// change (debounced), until the handle's consumers go away.
+/// change, until the handle's consumers go away.
 pub async fn run(source: FileSource, watch: bool, handle: ProviderHandle) {
-    let mut last_good = BTreeMap::new();
-    handle.publish(load(&source, &mut last_good));
+    let mut last_good = reload(&source, BTreeMap::new(), &handle).await;
     if !watch {
         return;
     }
@@ -144,9 +219,9 @@ pub async fn run(source: FileSource, watch: bool, handle: ProviderHandle) {
     let wanted = source.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && is_relevant(&wanted, &event)
+            && let Some(change) = classify(&wanted, &event)
         {
-            let _ = tx.send(());
+            let _ = tx.send(change);
         }
     });
     let mut watcher = match watcher {
@@ -165,15 +240,9 @@ pub async fn run(source: FileSource, watch: bool, handle: ProviderHandle) {
         tracing::error!(path = %root.display(), error = %e, "file provider cannot watch");
         return;
     }
-    while rx.recv().await.is_some() {
+    while let Some(first) = rx.recv().await {
         handle.status.event();
-        // Writers often emit several events per save: let them settle.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        while rx.try_recv().is_ok() {}
-        let snapshot = load(&source, &mut last_good);
-        for issue in &snapshot.issues {
-            tracing::warn!(%issue, "file provider");
-        }
-        handle.publish(snapshot);
+        settle(&mut rx, first).await;
+        last_good = reload(&source, last_good, &handle).await;
     }
 }

@@ -95,7 +95,8 @@ impl fmt::Display for ConfigIssue {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Names are local to the provider; the hub qualifies them as `name@provider`.
-    pub config: DynamicConfig,
+    /// Shared, never copied, by the provider, the hub and the compiled table.
+    pub config: Arc<DynamicConfig>,
     pub issues: Vec<ConfigIssue>,
 }
 
@@ -212,7 +213,9 @@ impl ProviderHandle {
     pub fn publish(&self, snapshot: Snapshot) {
         self.status.synced();
         self.tx.send_if_modified(|current| {
-            let changed = current.config != snapshot.config || current.issues != snapshot.issues;
+            let same_config =
+                Arc::ptr_eq(&current.config, &snapshot.config) || current.config == snapshot.config;
+            let changed = !same_config || current.issues != snapshot.issues;
             if changed {
                 *current = Arc::new(snapshot);
             }

@@ -1,10 +1,12 @@
 //! Snapshots in, `RouteTable` out. A pure function of its inputs, apart from
 //! reusing live server state and connection pools from the previous table.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use super::model::{self, Entry, Index, Model};
 use super::{
     EntrypointRoutes, HostIndex, MiddlewareView, Route, RouteTable, RouterView, ServiceRuntime,
     ServiceView, Status, Target,
@@ -13,7 +15,7 @@ use crate::balance::passive::PassivePolicy;
 use crate::balance::sticky::StickyCookie;
 use crate::balance::{Balancer, ServerState, Strategy};
 use crate::config::dynamic::{
-    DynamicConfig, LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service,
+    LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service,
 };
 use crate::health::ActiveCheck;
 use crate::middleware::{self, Layer, Lookup};
@@ -48,14 +50,28 @@ const INTERNAL_SERVICES: &[&str] = &[
 
 pub fn compile(input: CompileInput) -> RouteTable {
     let mut issues: Vec<ConfigIssue> = Vec::new();
-    let merged = merge(input.snapshots, &mut issues);
-    let transports = build_transports(&merged.model, &input);
+    for (_, snap) in input.snapshots {
+        issues.extend(snap.issues.iter().cloned());
+    }
+    // A view over the snapshots: the model is shared, never copied.
+    let model = Model::new(
+        input
+            .snapshots
+            .iter()
+            .map(|(provider, snap)| (provider.clone(), snap.config.clone()))
+            .collect(),
+    );
+    let service_index = model.services();
+    let middleware_index = model.middlewares();
+    let router_index = model.routers();
+    let transports = build_transports(&model, &input);
 
     let mut service_views: BTreeMap<String, ServiceView> = BTreeMap::new();
     let mut services: BTreeMap<String, Arc<ServiceRuntime>> = BTreeMap::new();
-    for (name, service) in &merged.model.http.services {
+    for (name, entry) in &service_index {
         let provider = provider_of(name);
-        let (runtime, errors) = build_service(name, service, &transports, input.previous);
+        let service = model::qualified_service(*entry);
+        let (runtime, errors) = build_service(name, &service, &transports, input.previous);
         for e in &errors {
             issues.push(
                 ConfigIssue::error(provider, format!("service {name}"), e.clone())
@@ -82,12 +98,9 @@ pub fn compile(input: CompileInput) -> RouteTable {
         );
     }
 
-    let mut middleware_views: BTreeMap<String, MiddlewareView> = merged
-        .model
-        .http
-        .middlewares
+    let mut middleware_views: BTreeMap<String, MiddlewareView> = middleware_index
         .iter()
-        .map(|(name, mw)| {
+        .map(|(name, Entry { object: mw, .. })| {
             let view = MiddlewareView {
                 name: name.clone(),
                 provider: provider_of(name).to_string(),
@@ -100,13 +113,16 @@ pub fn compile(input: CompileInput) -> RouteTable {
         })
         .collect();
 
-    let lookup = MiddlewareLookup(&merged.model.http.middlewares);
+    let lookup = MiddlewareLookup::new(&middleware_index);
     let mut layer_cache: HashMap<String, Result<Vec<Arc<dyn Layer>>, String>> = HashMap::new();
     let mut routes: Vec<(Vec<String>, bool, Route)> = Vec::new();
     let mut routers: BTreeMap<String, RouterView> = BTreeMap::new();
 
-    for (name, router) in &merged.model.http.routers {
+    for (name, entry) in &router_index {
         let provider = provider_of(name);
+        let router = entry.object;
+        let router_service = middleware::qualify(&router.service, entry.provider);
+        let router_middlewares = qualify_all(&router.middlewares, entry.provider);
         let mut errors: Vec<String> = Vec::new();
         let syntax = router.rule_syntax.unwrap_or_default();
         let priority = router
@@ -129,7 +145,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         };
 
         let mut layers: Vec<Arc<dyn Layer>> = Vec::new();
-        for mw_name in &router.middlewares {
+        for mw_name in &router_middlewares {
             if let Some(view) = middleware_views.get_mut(mw_name) {
                 view.used_by.push(name.clone());
             }
@@ -167,8 +183,8 @@ pub fn compile(input: CompileInput) -> RouteTable {
             }
         }
 
-        let target = resolve_target(&router.service, &services, &service_views, &mut errors);
-        if let Some(view) = service_views.get_mut(&router.service) {
+        let target = resolve_target(&router_service, &services, &service_views, &mut errors);
+        if let Some(view) = service_views.get_mut(&router_service) {
             view.used_by.push(name.clone());
         }
 
@@ -190,8 +206,8 @@ pub fn compile(input: CompileInput) -> RouteTable {
                 name: name.clone(),
                 provider: provider.to_string(),
                 entry_points: entry_points.clone(),
-                middlewares: router.middlewares.clone(),
-                service: router.service.clone(),
+                middlewares: router_middlewares,
+                service: router_service,
                 rule: router.rule.clone(),
                 rule_syntax: syntax_name(syntax).to_string(),
                 tls: (tls || router.tls.is_some()).then(|| router.tls.clone().unwrap_or_default()),
@@ -261,6 +277,9 @@ pub fn compile(input: CompileInput) -> RouteTable {
     });
     issues.dedup();
 
+    // The indexes borrow the model, which the table keeps.
+    drop(lookup);
+    drop((router_index, middleware_index, service_index));
     RouteTable {
         generation: input.generation,
         entrypoints,
@@ -269,7 +288,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         service_views,
         middlewares: middleware_views,
         issues,
-        model: merged.model,
+        model,
         transports,
     }
 }
@@ -299,10 +318,6 @@ pub fn provider_of(qualified: &str) -> &str {
     qualified.rsplit_once('@').map(|(_, p)| p).unwrap_or("")
 }
 
-struct Merged {
-    model: DynamicConfig,
-}
-
 fn qualify_all(names: &[String], provider: &str) -> Vec<String> {
     names
         .iter()
@@ -310,68 +325,31 @@ fn qualify_all(names: &[String], provider: &str) -> Vec<String> {
         .collect()
 }
 
-/// Qualifies every name with its provider and every reference that lacks one.
-fn merge(snapshots: &[(String, Arc<Snapshot>)], issues: &mut Vec<ConfigIssue>) -> Merged {
-    let mut model = DynamicConfig::default();
-    for (provider, snap) in snapshots {
-        issues.extend(snap.issues.iter().cloned());
-        let http = &snap.config.http;
-        for (name, router) in &http.routers {
-            let mut router: Router = router.clone();
-            router.service = middleware::qualify(&router.service, provider);
-            router.middlewares = qualify_all(&router.middlewares, provider);
-            model
-                .http
-                .routers
-                .insert(middleware::qualify(name, provider), router);
-        }
-        for (name, service) in &http.services {
-            let mut service: Service = service.clone();
-            if let Some(lb) = &mut service.load_balancer
-                && let Some(t) = &mut lb.servers_transport
-            {
-                *t = middleware::qualify(t, provider);
-            }
-            model
-                .http
-                .services
-                .insert(middleware::qualify(name, provider), service);
-        }
-        for (name, mw) in &http.middlewares {
-            let mut mw: Middleware = mw.clone();
-            if let Some(chain) = &mut mw.chain {
-                chain.middlewares = qualify_all(&chain.middlewares, provider);
-            }
-            model
-                .http
-                .middlewares
-                .insert(middleware::qualify(name, provider), mw);
-        }
-        if let Some(tls) = &snap.config.tls {
-            let merged = model.tls.get_or_insert_with(Default::default);
-            merged.certificates.extend(tls.certificates.iter().cloned());
-            for (k, v) in &tls.options {
-                merged.options.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-            for (k, v) in &tls.stores {
-                merged.stores.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        for (name, t) in &http.servers_transports {
-            model
-                .http
-                .servers_transports
-                .insert(middleware::qualify(name, provider), t.clone());
-        }
-    }
-    Merged { model }
+/// Middlewares by qualified name; chains get their members qualified with
+/// their own provider, as the merged model has them.
+struct MiddlewareLookup<'a> {
+    index: &'a Index<'a, Middleware>,
+    chains: HashMap<&'a str, Middleware>,
 }
 
-struct MiddlewareLookup<'a>(&'a BTreeMap<String, Middleware>);
+impl<'a> MiddlewareLookup<'a> {
+    fn new(index: &'a Index<'a, Middleware>) -> Self {
+        let chains = index
+            .iter()
+            .filter_map(|(name, entry)| match model::qualified_middleware(*entry) {
+                Cow::Owned(m) => Some((name.as_str(), m)),
+                Cow::Borrowed(_) => None,
+            })
+            .collect();
+        MiddlewareLookup { index, chains }
+    }
+}
 
 impl Lookup for MiddlewareLookup<'_> {
     fn get(&self, qualified_name: &str) -> Option<&Middleware> {
-        self.0.get(qualified_name)
+        self.chains
+            .get(qualified_name)
+            .or_else(|| self.index.get(qualified_name).map(|e| e.object))
     }
 
     fn qualify(&self, name: &str, current_provider: &str) -> String {
@@ -403,16 +381,19 @@ pub const DEFAULT_TRANSPORT: &str = "default@internal";
 
 /// Builds transports, reusing the previous table's when their settings are
 /// unchanged so pooled connections survive a reload.
-fn build_transports(
-    model: &DynamicConfig,
-    input: &CompileInput,
-) -> HashMap<String, Arc<Transport>> {
+fn build_transports(model: &Model, input: &CompileInput) -> HashMap<String, Arc<Transport>> {
     let mut configs: Vec<(String, TransportConfig)> = vec![(
         DEFAULT_TRANSPORT.to_string(),
         input.default_transport.clone(),
     )];
-    for (name, t) in &model.http.servers_transports {
-        configs.push((name.clone(), transport_config(t, &input.default_transport)));
+    let mut named = BTreeMap::new();
+    for (provider, config) in model.sources() {
+        for (name, t) in &config.http.servers_transports {
+            named.insert(middleware::qualify(name, provider), t);
+        }
+    }
+    for (name, t) in named {
+        configs.push((name, transport_config(t, &input.default_transport)));
     }
     configs
         .into_iter()
@@ -593,11 +574,11 @@ fn resolve_target(
 /// Compiles a YAML dynamic configuration from the file provider, on one `web` entrypoint.
 #[cfg(test)]
 pub(crate) fn compile_yaml(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {
-    let config: DynamicConfig = serde_yaml::from_str(yaml).unwrap();
+    let config: crate::config::dynamic::DynamicConfig = serde_yaml::from_str(yaml).unwrap();
     let snaps = vec![(
         "file".to_string(),
         Arc::new(Snapshot {
-            config,
+            config: Arc::new(config),
             issues: vec![],
         }),
     )];

@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod host_index;
+pub mod model;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use serde::Serialize;
 use crate::balance::Balancer;
 use crate::balance::passive::PassivePolicy;
 use crate::balance::sticky::StickyCookie;
-use crate::config::dynamic::DynamicConfig;
 use crate::health::ActiveCheck;
 use crate::middleware::Layer;
 use crate::provider::ConfigIssue;
@@ -26,6 +26,7 @@ use crate::rules::{Expr, RequestInfo};
 
 pub use compile::{CompileInput, compile};
 pub use host_index::HostIndex;
+pub use model::Model;
 
 /// One enabled router, ready to serve.
 #[derive(Debug)]
@@ -155,8 +156,9 @@ pub struct RouteTable {
     pub middlewares: BTreeMap<String, MiddlewareView>,
     /// Every problem: providers' own plus those found while compiling.
     pub issues: Vec<ConfigIssue>,
-    /// The merged model with qualified names, for `/api/rawdata`.
-    pub model: DynamicConfig,
+    /// The merged model with qualified names, for the API: a view over the
+    /// providers' snapshots, shared with them.
+    pub model: Model,
     /// Backend clients by `serversTransport` name; reused across reloads.
     pub transports: HashMap<String, Arc<Transport>>,
 }

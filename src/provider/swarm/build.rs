@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::dynamic::{DynamicConfig, Service};
 use crate::labels::{self, Endpoint, LabelDefaults, LabelsOutcome};
@@ -90,7 +91,10 @@ pub fn build(state: &ClusterState, settings: &BuildSettings) -> Built {
     issues.sort_by(|a, b| (&a.source, &a.key, &a.message).cmp(&(&b.source, &b.key, &b.message)));
     issues.dedup();
     Built {
-        snapshot: Snapshot { config, issues },
+        snapshot: Snapshot {
+            config: Arc::new(config),
+            issues,
+        },
         converging,
     }
 }

@@ -162,13 +162,15 @@ fn map_diff<T: PartialEq>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::config::dynamic::{LoadBalancer, Router, Server, Service};
     use crate::provider::ConfigIssue;
 
     fn snap(servers: &[&str], rule: &str) -> Snapshot {
         let mut s = Snapshot::default();
-        s.config.http.routers.insert(
+        Arc::make_mut(&mut s.config).http.routers.insert(
             "web".into(),
             Router {
                 rule: rule.into(),
@@ -176,7 +178,7 @@ mod tests {
                 ..Router::default()
             },
         );
-        s.config.http.services.insert(
+        Arc::make_mut(&mut s.config).http.services.insert(
             "web".into(),
             Service {
                 load_balancer: Some(LoadBalancer {
@@ -231,7 +233,7 @@ mod tests {
     fn routers_services_and_issues() {
         let a = snap(&["http://10.201.1.5:80"], "Host(`a`)");
         let mut b = snap(&["http://10.201.1.5:80"], "Host(`b`)");
-        b.config
+        Arc::make_mut(&mut b.config)
             .http
             .services
             .get_mut("web")

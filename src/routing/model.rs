@@ -1,0 +1,203 @@
+//! The merged dynamic model the admin API shows: every provider's objects
+//! under qualified names (`name@provider`), with qualified references.
+//!
+//! It is a view over the providers' snapshots, not a copy: with 10k routers
+//! and 10k services a copy costs about 15 MB and a quarter of a compile.
+//! Objects are qualified when asked for, one at a time.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::dynamic::{DynamicConfig, Middleware, Router, Service, TlsConfig};
+use crate::middleware::qualify;
+
+/// The providers' configurations, in registration order, and their merged TLS
+/// section (small: certificates, options and stores).
+#[derive(Debug, Default)]
+pub struct Model {
+    sources: Vec<(String, Arc<DynamicConfig>)>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// Which object of which provider a qualified name stands for.
+pub struct Entry<'m, T> {
+    pub provider: &'m str,
+    pub object: &'m T,
+}
+
+impl<T> Clone for Entry<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Entry<'_, T> {}
+
+/// Qualified name -> the object it names. A later provider, and within one
+/// provider a later name, replaces an earlier one with the same qualified
+/// name, as inserting into one merged map did.
+pub type Index<'m, T> = BTreeMap<String, Entry<'m, T>>;
+
+impl Model {
+    pub fn new(sources: Vec<(String, Arc<DynamicConfig>)>) -> Model {
+        let mut tls: Option<TlsConfig> = None;
+        for (_, config) in &sources {
+            if let Some(t) = &config.tls {
+                let merged = tls.get_or_insert_with(Default::default);
+                merged.certificates.extend(t.certificates.iter().cloned());
+                for (k, v) in &t.options {
+                    merged.options.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                for (k, v) in &t.stores {
+                    merged.stores.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        Model { sources, tls }
+    }
+
+    /// The configurations this model views, shared with the providers.
+    pub fn sources(&self) -> &[(String, Arc<DynamicConfig>)] {
+        &self.sources
+    }
+
+    pub fn routers(&self) -> Index<'_, Router> {
+        self.index(|c| &c.http.routers)
+    }
+
+    pub fn services(&self) -> Index<'_, Service> {
+        self.index(|c| &c.http.services)
+    }
+
+    pub fn middlewares(&self) -> Index<'_, Middleware> {
+        self.index(|c| &c.http.middlewares)
+    }
+
+    fn index<'m, T>(
+        &'m self,
+        section: impl Fn(&'m DynamicConfig) -> &'m BTreeMap<String, T>,
+    ) -> Index<'m, T> {
+        let mut out = BTreeMap::new();
+        for (provider, config) in &self.sources {
+            for (name, object) in section(config) {
+                out.insert(
+                    qualify(name, provider),
+                    Entry {
+                        provider: provider.as_str(),
+                        object,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// The object a qualified name stands for, without building an index.
+    fn find<'m, T>(
+        &'m self,
+        qualified: &str,
+        section: impl Fn(&'m DynamicConfig) -> &'m BTreeMap<String, T>,
+    ) -> Option<Entry<'m, T>> {
+        // The last writer wins: later providers first, and within one
+        // provider the greater of the two names that qualify the same way
+        // (`a@p` itself, then `a`).
+        self.sources.iter().rev().find_map(|(provider, config)| {
+            let map = section(config);
+            let local = if qualified.contains('@') || provider.is_empty() {
+                map.get(qualified).or_else(|| {
+                    qualified
+                        .strip_suffix(provider.as_str())
+                        .and_then(|s| s.strip_suffix('@'))
+                        .filter(|s| !provider.is_empty() && !s.contains('@'))
+                        .and_then(|s| map.get(s))
+                })
+            } else {
+                None
+            };
+            local.map(|object| Entry {
+                provider: provider.as_str(),
+                object,
+            })
+        })
+    }
+
+    /// The router named `qualified`, its references qualified.
+    pub fn router(&self, qualified: &str) -> Option<Cow<'_, Router>> {
+        self.find(qualified, |c| &c.http.routers)
+            .map(qualified_router)
+    }
+
+    pub fn service(&self, qualified: &str) -> Option<Cow<'_, Service>> {
+        self.find(qualified, |c| &c.http.services)
+            .map(qualified_service)
+    }
+
+    pub fn middleware(&self, qualified: &str) -> Option<Cow<'_, Middleware>> {
+        self.find(qualified, |c| &c.http.middlewares)
+            .map(qualified_middleware)
+    }
+}
+
+fn needs(name: &str, provider: &str) -> bool {
+    !name.contains('@') && !provider.is_empty()
+}
+
+/// A router as the merged model has it: service and middlewares qualified
+/// with its provider.
+pub fn qualified_router<'m>(e: Entry<'m, Router>) -> Cow<'m, Router> {
+    let r = e.object;
+    if !needs(&r.service, e.provider) && !r.middlewares.iter().any(|m| needs(m, e.provider)) {
+        return Cow::Borrowed(r);
+    }
+    let mut r = r.clone();
+    r.service = qualify(&r.service, e.provider);
+    r.middlewares = r
+        .middlewares
+        .iter()
+        .map(|m| qualify(m, e.provider))
+        .collect();
+    Cow::Owned(r)
+}
+
+/// A service with its `serversTransport` qualified.
+pub fn qualified_service<'m>(e: Entry<'m, Service>) -> Cow<'m, Service> {
+    let s = e.object;
+    match s
+        .load_balancer
+        .as_ref()
+        .and_then(|lb| lb.servers_transport.as_deref())
+    {
+        Some(t) if needs(t, e.provider) => {
+            let mut s = s.clone();
+            if let Some(t) = s
+                .load_balancer
+                .as_mut()
+                .and_then(|lb| lb.servers_transport.as_mut())
+            {
+                *t = qualify(t, e.provider);
+            }
+            Cow::Owned(s)
+        }
+        _ => Cow::Borrowed(s),
+    }
+}
+
+/// A middleware with the members of its chain qualified.
+pub fn qualified_middleware<'m>(e: Entry<'m, Middleware>) -> Cow<'m, Middleware> {
+    let m = e.object;
+    match &m.chain {
+        Some(chain) if chain.middlewares.iter().any(|n| needs(n, e.provider)) => {
+            let mut m = m.clone();
+            if let Some(chain) = &mut m.chain {
+                chain.middlewares = chain
+                    .middlewares
+                    .iter()
+                    .map(|n| qualify(n, e.provider))
+                    .collect();
+            }
+            Cow::Owned(m)
+        }
+        _ => Cow::Borrowed(m),
+    }
+}
