@@ -662,16 +662,16 @@ struct DecodeError {
 }
 
 impl DecodeError {
-    fn at(mut self, keys: &[String]) -> Self {
+    fn at(mut self, path: &Path) -> Self {
         if self.keys.is_none() {
-            self.keys = Some(keys.to_vec());
+            self.keys = Some(path.keys());
         }
         self
     }
 
-    fn disabled(keys: &[String]) -> Self {
+    fn disabled(path: &Path) -> Self {
         DecodeError {
-            keys: Some(keys.to_vec()),
+            keys: Some(path.keys()),
             message: "disabled".to_string(),
             disabled: true,
         }
@@ -696,9 +696,56 @@ impl de::Error for DecodeError {
     }
 }
 
+/// Where a node sits in the tree: a list linked through the decoder's
+/// stack, turned into key strings only for an issue (cloning the path for
+/// every node was a quarter of decoding a large file).
+#[derive(Debug, Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    seg: Seg<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Seg<'a> {
+    Root,
+    Key(&'a str),
+    /// A list item, `[n]`.
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    const ROOT: Path<'static> = Path {
+        parent: None,
+        seg: Seg::Root,
+    };
+
+    fn child(&'a self, seg: Seg<'a>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            seg,
+        }
+    }
+
+    /// One entry per segment, list indexes as `[n]`.
+    fn keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut at = Some(self);
+        while let Some(p) = at {
+            match p.seg {
+                Seg::Root => {}
+                Seg::Key(k) => out.push(k.to_string()),
+                Seg::Index(i) => out.push(format!("[{i}]")),
+            }
+            at = p.parent;
+        }
+        out.reverse();
+        out
+    }
+}
+
 struct NodeDe<'a> {
     node: &'a Node,
-    keys: Vec<String>,
+    path: Path<'a>,
     ctx: &'a Ctx,
     /// Traefik's label form `loadbalancer.server.port`: one struct standing
     /// for a one-item list.
@@ -709,18 +756,16 @@ impl<'a> NodeDe<'a> {
     fn new(node: &'a Node, ctx: &'a Ctx) -> Self {
         NodeDe {
             node,
-            keys: Vec::new(),
+            path: Path::ROOT,
             ctx,
             single_list: false,
         }
     }
 
-    fn child(&self, node: &'a Node, key: &str) -> NodeDe<'a> {
-        let mut keys = self.keys.clone();
-        keys.push(key.to_string());
+    fn child<'c>(&'c self, node: &'c Node, seg: Seg<'c>) -> NodeDe<'c> {
         NodeDe {
             node,
-            keys,
+            path: self.path.child(seg),
             ctx: self.ctx,
             single_list: false,
         }
@@ -728,7 +773,7 @@ impl<'a> NodeDe<'a> {
 
     fn fail(&self, message: String) -> DecodeError {
         DecodeError {
-            keys: Some(self.keys.clone()),
+            keys: Some(self.path.keys()),
             message,
             disabled: false,
         }
@@ -739,7 +784,7 @@ impl<'a> NodeDe<'a> {
     }
 
     fn integer<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let r = match self.node {
             Node::Int(i) => visitor.visit_i64(*i),
             Node::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => visitor.visit_i64(*f as i64),
@@ -760,7 +805,7 @@ impl<'a> NodeDe<'a> {
     }
 
     fn float<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let r = match self.node {
             Node::Float(f) => visitor.visit_f64(*f),
             Node::Int(i) => visitor.visit_f64(*i as f64),
@@ -775,7 +820,7 @@ impl<'a> NodeDe<'a> {
     }
 
     fn unknown_key(&self, key: &str, fields: &'static [&'static str]) {
-        let mut keys = self.keys.clone();
+        let mut keys = self.path.keys();
         keys.push(key.to_string());
         let path = render_path(&keys);
         let suggestion = nearest(key, fields.iter().copied()).map(str::to_string);
@@ -819,7 +864,7 @@ impl<'a> NodeDe<'a> {
                 continue;
             };
             if let Some(prev) = out.iter().find(|e| e.field == *field) {
-                let mut keys = self.keys.clone();
+                let mut keys = self.path.keys();
                 keys.push(key.clone());
                 let message = format!(
                     "`{}` is given twice (as `{}` and `{key}`); the first is used",
@@ -866,7 +911,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     type Error = DecodeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let r = match self.node {
             Node::Map(entries) => visitor.visit_map(UserMap::new(&self, entries)),
             Node::List(items) => visitor.visit_seq(Seq::of_list(&self, items)),
@@ -890,12 +935,12 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
                 Some(b) => b,
                 None => return Err(self.expected("true or false")),
             },
-            Node::Null => return Err(DecodeError::disabled(&self.keys)),
+            Node::Null => return Err(DecodeError::disabled(&self.path)),
             _ => return Err(self.expected("true or false")),
         };
         visitor
             .visit_bool(b)
-            .map_err(|e: DecodeError| e.at(&self.keys))
+            .map_err(|e: DecodeError| e.at(&self.path))
     }
 
     forward_integer!(deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
@@ -914,7 +959,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let r = match self.node {
             Node::Str(s) => visitor.visit_str(s),
             Node::Null => return Err(DecodeError::disabled(&keys)),
@@ -942,7 +987,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         // A present key is `Some`: `--ping` and `ping:` enable ping; `false`
         // and empty scalars are turned into "absent" by the inner decoder.
-        let keys = self.keys.clone();
+        let keys = self.path;
         visitor
             .visit_some(self)
             .map_err(|e: DecodeError| e.at(&keys))
@@ -951,7 +996,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         visitor
             .visit_unit()
-            .map_err(|e: DecodeError| e.at(&self.keys))
+            .map_err(|e: DecodeError| e.at(&self.path))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -967,14 +1012,15 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         if name == UNSUPPORTED_NAME {
             if falsy_leaf(self.node) {
                 return Err(DecodeError::disabled(&keys));
             }
+            let keys = keys.keys();
             let path = render_path(&keys);
             self.ctx.warnings.borrow_mut().push(KeyIssue::new(
-                keys.clone(),
+                keys,
                 format!("`{path}` is not supported by escale and is ignored"),
                 IssueKind::Unsupported,
             ));
@@ -985,7 +1031,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         if self.single_list {
             let seq = Seq {
                 items: vec![(self.node, None)].into_iter(),
@@ -1004,9 +1050,9 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
                     }
                 }
                 indexed.sort_by_key(|(i, _, _)| *i);
-                let items: Vec<(&Node, Option<String>)> = indexed
+                let items: Vec<(&Node, Option<Seg>)> = indexed
                     .into_iter()
-                    .map(|(_, k, v)| (v, Some(k.to_string())))
+                    .map(|(_, k, v)| (v, Some(Seg::Key(k))))
                     .collect();
                 visitor.visit_seq(Seq {
                     items: items.into_iter(),
@@ -1022,10 +1068,10 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
                         .map(|p| Node::Str(p.trim().to_string()))
                         .collect()
                 };
-                let items: Vec<(&Node, Option<String>)> = parts
+                let items: Vec<(&Node, Option<Seg>)> = parts
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| (n, Some(format!("[{i}]"))))
+                    .map(|(i, n)| (n, Some(Seg::Index(i))))
                     .collect();
                 visitor.visit_seq(Seq {
                     items: items.into_iter(),
@@ -1033,7 +1079,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
                 })
             }
             Node::Int(_) | Node::Float(_) | Node::Bool(_) => visitor.visit_seq(Seq {
-                items: vec![(self.node, Some("[0]".to_string()))].into_iter(),
+                items: vec![(self.node, Some(Seg::Index(0)))].into_iter(),
                 parent: &self,
             }),
             Node::Null => visitor.visit_seq(Seq {
@@ -1063,7 +1109,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let r = match self.node {
             Node::Map(entries) => visitor.visit_map(UserMap::new(&self, entries)),
             n if truthy_leaf(n) => visitor.visit_map(UserMap::new(&self, &[])),
@@ -1079,7 +1125,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let entries = match self.node {
             Node::Map(entries) => self.struct_entries(entries, fields),
             n if truthy_leaf(n) => Vec::new(),
@@ -1102,7 +1148,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        let keys = self.keys.clone();
+        let keys = self.path;
         let Some(text) = self.node.scalar_text() else {
             return Err(self.expected(&format!("one of {}", variants.join(", "))));
         };
@@ -1132,7 +1178,7 @@ struct StructAccess<'p, 'a> {
     parent: &'p NodeDe<'a>,
 }
 
-impl<'de> MapAccess<'de> for StructAccess<'_, '_> {
+impl<'de, 'p, 'a> MapAccess<'de> for StructAccess<'p, 'a> {
     type Error = DecodeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -1155,7 +1201,8 @@ impl<'de> MapAccess<'de> for StructAccess<'_, '_> {
         let Some(entry) = self.pending.take() else {
             return Err(de::Error::custom("value requested before key"));
         };
-        let mut child = self.parent.child(entry.node, entry.key);
+        let parent: &'p NodeDe<'a> = self.parent;
+        let mut child = parent.child(entry.node, Seg::Key(entry.key));
         child.single_list = entry.single_list;
         seed.deserialize(child)
     }
@@ -1177,7 +1224,7 @@ impl<'p, 'a> UserMap<'p, 'a> {
     }
 }
 
-impl<'de> MapAccess<'de> for UserMap<'_, '_> {
+impl<'de, 'p, 'a> MapAccess<'de> for UserMap<'p, 'a> {
     type Error = DecodeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -1188,14 +1235,11 @@ impl<'de> MapAccess<'de> for UserMap<'_, '_> {
             return Ok(None);
         };
         self.pending = Some(entry);
-        let key_node = Node::Str(entry.0.clone());
-        let mut keys = self.parent.keys.clone();
-        keys.push(entry.0.clone());
-        let key_de = NodeDe {
-            node: &key_node,
-            keys,
-            ctx: self.parent.ctx,
-            single_list: false,
+        let parent: &'p NodeDe<'a> = self.parent;
+        let key_de = KeyDe {
+            key: &entry.0,
+            path: parent.path.child(Seg::Key(&entry.0)),
+            ctx: parent.ctx,
         };
         seed.deserialize(key_de).map(Some)
     }
@@ -1207,22 +1251,123 @@ impl<'de> MapAccess<'de> for UserMap<'_, '_> {
         let Some(entry) = self.pending.take() else {
             return Err(de::Error::custom("value requested before key"));
         };
-        seed.deserialize(self.parent.child(&entry.1, &entry.0))
+        let parent: &'p NodeDe<'a> = self.parent;
+        seed.deserialize(parent.child(&entry.1, Seg::Key(&entry.0)))
+    }
+}
+
+/// A map key. Keys are strings: read as one without copying it; any other
+/// wanted type goes through a node, with the usual coercions.
+struct KeyDe<'a> {
+    key: &'a str,
+    path: Path<'a>,
+    ctx: &'a Ctx,
+}
+
+impl KeyDe<'_> {
+    fn node<R>(self, f: impl FnOnce(NodeDe<'_>) -> R) -> R {
+        let node = Node::Str(self.key.to_string());
+        f(NodeDe {
+            node: &node,
+            path: self.path,
+            ctx: self.ctx,
+            single_list: false,
+        })
+    }
+}
+
+macro_rules! key_as_str {
+    ($($m:ident)*) => {$(
+        fn $m<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+            visitor
+                .visit_str(self.key)
+                .map_err(|e: DecodeError| e.at(&self.path))
+        }
+    )*};
+}
+
+macro_rules! key_via_node {
+    ($($m:ident)*) => {$(
+        fn $m<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
+            self.node(|d| d.$m(visitor))
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for KeyDe<'_> {
+    type Error = DecodeError;
+
+    key_as_str!(deserialize_any deserialize_str deserialize_string deserialize_identifier);
+    key_via_node!(deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
+        deserialize_byte_buf deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_ignored_any);
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.node(|d| d.deserialize_unit_struct(name, visitor))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.node(|d| d.deserialize_newtype_struct(name, visitor))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.node(|d| d.deserialize_tuple(len, visitor))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.node(|d| d.deserialize_tuple_struct(name, len, visitor))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.node(|d| d.deserialize_struct(name, fields, visitor))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
+        self.node(|d| d.deserialize_enum(name, variants, visitor))
     }
 }
 
 struct Seq<'p, 'a, 'n> {
     /// Items with their path segment; `None` keeps the parent's path.
-    items: std::vec::IntoIter<(&'n Node, Option<String>)>,
+    items: std::vec::IntoIter<(&'n Node, Option<Seg<'n>>)>,
     parent: &'p NodeDe<'a>,
 }
 
 impl<'p, 'a> Seq<'p, 'a, 'a> {
     fn of_list(parent: &'p NodeDe<'a>, items: &'a [Node]) -> Self {
-        let items: Vec<(&'a Node, Option<String>)> = items
+        let items: Vec<(&'a Node, Option<Seg<'a>>)> = items
             .iter()
             .enumerate()
-            .map(|(i, n)| (n, Some(format!("[{i}]"))))
+            .map(|(i, n)| (n, Some(Seg::Index(i))))
             .collect();
         Seq {
             items: items.into_iter(),
@@ -1231,7 +1376,7 @@ impl<'p, 'a> Seq<'p, 'a, 'a> {
     }
 }
 
-impl<'de> SeqAccess<'de> for Seq<'_, '_, '_> {
+impl<'de, 'p, 'a, 'n> SeqAccess<'de> for Seq<'p, 'a, 'n> {
     type Error = DecodeError;
 
     fn next_element_seed<S: DeserializeSeed<'de>>(
@@ -1241,14 +1386,15 @@ impl<'de> SeqAccess<'de> for Seq<'_, '_, '_> {
         let Some((node, seg)) = self.items.next() else {
             return Ok(None);
         };
-        let mut keys = self.parent.keys.clone();
-        if let Some(seg) = seg {
-            keys.push(seg);
-        }
+        let parent: &'p NodeDe<'a> = self.parent;
+        let path = match seg {
+            Some(seg) => parent.path.child(seg),
+            None => parent.path,
+        };
         let d = NodeDe {
             node,
-            keys,
-            ctx: self.parent.ctx,
+            path,
+            ctx: parent.ctx,
             single_list: false,
         };
         seed.deserialize(d).map(Some)
