@@ -246,3 +246,113 @@ pub async fn run(source: FileSource, watch: bool, handle: ProviderHandle) {
         last_good = reload(&source, last_good, &handle).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+
+    const GOOD: &str = "http:\n  routers:\n    r:\n      rule: Host(`a.test`)\n      service: s\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\n";
+
+    fn source(dir: &Path) -> FileSource {
+        FileSource::Filename(dir.join("dyn.yml"))
+    }
+
+    #[test]
+    fn the_model_is_shared_not_copied_and_unchanged_text_is_not_parsed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source(dir.path());
+        std::fs::write(dir.path().join("dyn.yml"), GOOD).unwrap();
+        let mut last_good = BTreeMap::new();
+        let first = load(&src, &mut last_good);
+        assert!(first.issues.is_empty(), "{:?}", first.issues);
+        // The snapshot holds the provider's own parse, not a copy of it.
+        assert!(Arc::ptr_eq(
+            &first.config,
+            &last_good[&src.path().to_path_buf()].config
+        ));
+        let again = load(&src, &mut last_good);
+        assert!(Arc::ptr_eq(&first.config, &again.config));
+        std::fs::write(dir.path().join("dyn.yml"), GOOD.replace("a.test", "b.test")).unwrap();
+        let changed = load(&src, &mut last_good);
+        assert!(!Arc::ptr_eq(&first.config, &changed.config));
+        assert_eq!(changed.config.http.routers["r"].rule, "Host(`b.test`)");
+    }
+
+    #[test]
+    fn a_broken_file_keeps_the_last_good_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source(dir.path());
+        std::fs::write(dir.path().join("dyn.yml"), GOOD).unwrap();
+        let mut last_good = BTreeMap::new();
+        let good = load(&src, &mut last_good);
+        std::fs::write(dir.path().join("dyn.yml"), "http:\n  routers: [oops\n").unwrap();
+        let broken = load(&src, &mut last_good);
+        assert!(Arc::ptr_eq(&good.config, &broken.config));
+        assert_eq!(broken.issues.len(), 1);
+        assert!(
+            broken.issues[0]
+                .message
+                .contains("keeping the last good version"),
+            "{}",
+            broken.issues[0]
+        );
+        assert!(
+            broken.issues[0].source.contains("dyn.yml:"),
+            "names the line"
+        );
+    }
+
+    fn event(kind: EventKind, name: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from("/etc/escale").join(name))
+    }
+
+    #[test]
+    fn renames_and_closes_complete_a_file_writes_do_not() {
+        let src = FileSource::Filename(PathBuf::from("/etc/escale/dyn.yml"));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        let created = EventKind::Create(CreateKind::File);
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(
+            classify(&src, &event(renamed, "dyn.yml")),
+            Some(Change::Complete)
+        );
+        assert_eq!(
+            classify(&src, &event(closed, "dyn.yml")),
+            Some(Change::Complete)
+        );
+        assert_eq!(
+            classify(&src, &event(written, "dyn.yml")),
+            Some(Change::Partial)
+        );
+        assert_eq!(
+            classify(&src, &event(created, "dyn.yml")),
+            Some(Change::Partial)
+        );
+        assert_eq!(classify(&src, &event(read, "dyn.yml")), None);
+        assert_eq!(classify(&src, &event(renamed, ".dyn.yml.tmp")), None);
+    }
+
+    #[tokio::test]
+    async fn settles_at_once_when_complete_and_after_a_pause_otherwise() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let at_once = Duration::from_millis(15);
+        let start = std::time::Instant::now();
+        settle(&mut rx, Change::Complete).await;
+        assert!(start.elapsed() < at_once);
+        // Writes, then the writer closes the file: read at the close.
+        tx.send(Change::Partial).unwrap();
+        tx.send(Change::Complete).unwrap();
+        let start = std::time::Instant::now();
+        settle(&mut rx, Change::Partial).await;
+        assert!(start.elapsed() < at_once);
+        // Writes and nothing else: read once they pause.
+        tx.send(Change::Partial).unwrap();
+        let start = std::time::Instant::now();
+        settle(&mut rx, Change::Partial).await;
+        assert!(start.elapsed() >= QUIET);
+    }
+}

@@ -201,3 +201,86 @@ pub fn qualified_middleware<'m>(e: Entry<'m, Middleware>) -> Cow<'m, Middleware>
         _ => Cow::Borrowed(m),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Snapshot;
+    use crate::routing::compile::compile_yaml;
+
+    #[test]
+    fn the_table_views_the_snapshot_and_qualifies_on_demand() {
+        let yaml = "http:\n  routers:\n    r:\n      rule: Host(`a.test`)\n      service: s\n      middlewares: [m, other@swarm]\n  middlewares:\n    m:\n      chain:\n        middlewares: [n]\n    n:\n      addPrefix:\n        prefix: /x\n  services:\n    s:\n      loadBalancer:\n        serversTransport: t\n        servers:\n          - url: http://127.0.0.1:1\n";
+        let table = compile_yaml(yaml, None);
+        let router = table.model.router("r@file").unwrap();
+        assert_eq!(router.service, "s@file");
+        assert_eq!(router.middlewares, vec!["m@file", "other@swarm"]);
+        let chain = table.model.middleware("m@file").unwrap();
+        assert_eq!(chain.chain.as_ref().unwrap().middlewares, vec!["n@file"]);
+        let lb = table.model.service("s@file").unwrap().load_balancer.clone();
+        assert_eq!(lb.unwrap().servers_transport.as_deref(), Some("t@file"));
+        // Nothing to qualify: the snapshot's own object, not a copy.
+        assert!(matches!(
+            table.model.middleware("n@file"),
+            Some(Cow::Borrowed(_))
+        ));
+        assert!(table.model.router("r").is_none());
+        assert!(table.model.router("r@swarm").is_none());
+    }
+
+    #[test]
+    fn the_compiled_table_shares_the_providers_model() {
+        let config: DynamicConfig = serde_yaml::from_str(
+            "http:\n  routers:\n    r:\n      rule: Host(`a.test`)\n      service: s\n",
+        )
+        .unwrap();
+        let snap = Arc::new(Snapshot {
+            config: Arc::new(config),
+            issues: Vec::new(),
+        });
+        let eps = vec!["web".to_string()];
+        let table = crate::routing::compile(crate::routing::CompileInput {
+            snapshots: &[("file".to_string(), snap.clone())],
+            entrypoints: &eps,
+            default_entrypoints: &eps,
+            tls_entrypoints: &[],
+            default_transport: Default::default(),
+            previous: None,
+            generation: 1,
+        });
+        assert!(Arc::ptr_eq(&table.model.sources()[0].1, &snap.config));
+    }
+
+    #[test]
+    fn a_later_provider_wins_a_name_as_a_merged_map_did() {
+        let mk = |service: &str| {
+            let mut c = DynamicConfig::default();
+            c.http.routers.insert(
+                "x@swarm".into(),
+                Router {
+                    service: service.into(),
+                    ..Router::default()
+                },
+            );
+            Arc::new(c)
+        };
+        let mut swarm = DynamicConfig::default();
+        swarm.http.routers.insert(
+            "x".into(),
+            Router {
+                service: "from-swarm".into(),
+                ..Router::default()
+            },
+        );
+        let model = Model::new(vec![
+            ("file".into(), mk("from-file")),
+            ("swarm".into(), Arc::new(swarm)),
+        ]);
+        assert_eq!(model.router("x@swarm").unwrap().service, "from-swarm@swarm");
+        let routers = model.routers();
+        assert_eq!(routers.len(), 1);
+        assert_eq!(routers["x@swarm"].provider, "swarm");
+        let model = Model::new(vec![("file".into(), mk("from-file"))]);
+        assert_eq!(model.router("x@swarm").unwrap().service, "from-file@file");
+    }
+}
