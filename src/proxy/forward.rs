@@ -50,8 +50,10 @@ const LEFT_THE_POOL: &str = "the server left the pool during the connect";
 const MAX_UNSENT: u32 = 3;
 
 /// Facts about the client side the forwarder needs.
-pub struct ClientSide {
+pub struct ClientSide<'a> {
     pub client_ip: IpAddr,
+    /// `client_ip` as a header value.
+    pub client_ip_value: &'a HeaderValue,
 }
 
 /// The outcome of a forward attempt, with the server it went to (if any),
@@ -155,7 +157,7 @@ pub async fn forward(
     service: &ServiceRuntime,
     mut parts: request::Parts,
     body: Body,
-    client: &ClientSide,
+    client: &ClientSide<'_>,
 ) -> Forwarded {
     let upgrade = headers::upgrade_protocol(&parts.headers).cloned();
     let client_upgrade = upgrade
@@ -173,7 +175,7 @@ pub async fn forward(
     headers::remove_hop_by_hop(&mut parts.headers);
     // A headers middleware may ask for no X-Forwarded-For at all.
     if parts.extensions.get::<NoXForwardedFor>().is_none() {
-        headers::append_forwarded_for(&mut parts.headers, client.client_ip);
+        headers::append_forwarded_for(&mut parts.headers, client.client_ip_value);
     }
     if let Some(proto) = &upgrade {
         parts

@@ -13,34 +13,56 @@ pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-p
 pub static X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Headers only a trusted proxy in front of us may set.
-const FORWARDED_FAMILY: &[&str] = &[
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-server",
-    "x-forwarded-uri",
-    "x-forwarded-method",
-    "x-forwarded-prefix",
-    "x-forwarded-tls-client-cert",
-    "x-forwarded-tls-client-cert-info",
-    "x-real-ip",
-];
+static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static X_FORWARDED_TLS_CLIENT_CERT: HeaderName =
+    HeaderName::from_static("x-forwarded-tls-client-cert");
+static X_FORWARDED_TLS_CLIENT_CERT_INFO: HeaderName =
+    HeaderName::from_static("x-forwarded-tls-client-cert-info");
 
-/// RFC 9110 hop-by-hop headers, plus the legacy ones proxies drop.
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// Headers only a trusted proxy in front of us may set.
+static FORWARDED_FAMILY: [&HeaderName; 11] = [
+    &X_FORWARDED_FOR,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+    &X_FORWARDED_SERVER,
+    &X_FORWARDED_URI,
+    &X_FORWARDED_METHOD,
+    &X_FORWARDED_PREFIX,
+    &X_FORWARDED_TLS_CLIENT_CERT,
+    &X_FORWARDED_TLS_CLIENT_CERT_INFO,
+    &X_REAL_IP,
 ];
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// RFC 9110 hop-by-hop headers, plus the legacy ones proxies drop.
+static HOP_BY_HOP: [&HeaderName; 9] = [
+    &header::CONNECTION,
+    &header::PROXY_AUTHENTICATE,
+    &header::PROXY_AUTHORIZATION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+];
+
+/// Removes every name of `names` present in `headers`. Most messages carry
+/// none of them: one pass over the (few) names present, comparing without
+/// hashing, is cheaper than a hashed lookup per name.
+fn remove_all(headers: &mut HeaderMap, names: &[&HeaderName]) {
+    if !headers.keys().any(|k| names.contains(&k)) {
+        return;
+    }
+    for name in names {
+        headers.remove(*name);
+    }
+}
 
 /// Who may set forwarded headers on an entrypoint.
 #[derive(Debug, Clone, Default)]
@@ -87,16 +109,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
+    remove_all(headers, &HOP_BY_HOP);
 }
 
 /// What the forwarded headers describe about the incoming exchange.
 pub struct ForwardedFacts<'a> {
     pub client_ip: IpAddr,
+    /// `client_ip` as a header value, formatted once per connection.
+    pub client_ip_value: &'a HeaderValue,
     /// `http` or `https`.
     pub scheme: &'static str,
     pub websocket: bool,
@@ -112,9 +132,7 @@ pub struct ForwardedFacts<'a> {
 /// `X-Forwarded-For` gets the client appended later, when forwarding.
 pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts: &ForwardedFacts) {
     if !policy.trusts(facts.client_ip) {
-        for name in FORWARDED_FAMILY {
-            headers.remove(*name);
-        }
+        remove_all(headers, &FORWARDED_FAMILY);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         let proto = match (facts.websocket, facts.scheme) {
@@ -137,23 +155,41 @@ pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts:
         }
     }
     headers.insert(X_FORWARDED_SERVER.clone(), facts.server_name.clone());
-    if !headers.contains_key(&X_REAL_IP)
-        && let Ok(v) = HeaderValue::from_str(&facts.client_ip.to_string())
-    {
-        headers.insert(X_REAL_IP.clone(), v);
+    if !headers.contains_key(&X_REAL_IP) {
+        headers.insert(X_REAL_IP.clone(), facts.client_ip_value.clone());
     }
 }
 
 /// Appends the client to `X-Forwarded-For`, as Go's ReverseProxy does.
-pub fn append_forwarded_for(headers: &mut HeaderMap, client_ip: IpAddr) {
-    let client_ip = client_ip.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {client_ip}"),
-        _ => client_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+/// `client_ip` is the client's address as a header value.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut joined: Vec<u8> = Vec::new();
+    for prior in headers.get_all(&X_FORWARDED_FOR) {
+        if prior.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(prior.as_bytes());
     }
+    let value = if joined.is_empty() {
+        client_ip.clone()
+    } else {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(client_ip.as_bytes());
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
+    };
+    headers.insert(X_FORWARDED_FOR.clone(), value);
+}
+
+/// An address as a header value (`192.0.2.7`, `2001:db8::1`).
+pub fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    // An address formats to ASCII digits, dots, colons and hex letters only.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The explicit port of a `host[:port]` or `[v6]:port` authority.
@@ -181,8 +217,9 @@ pub fn strip_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn facts(ip: &str) -> (IpAddr, HeaderValue) {
-        (ip.parse().unwrap(), HeaderValue::from_static("edge-1"))
+    fn facts(ip: &str) -> (IpAddr, HeaderValue, HeaderValue) {
+        let ip: IpAddr = ip.parse().unwrap();
+        (ip, ip_header_value(ip), HeaderValue::from_static("edge-1"))
     }
 
     #[test]
@@ -207,9 +244,10 @@ mod tests {
         h.insert(X_FORWARDED_FOR.clone(), HeaderValue::from_static("6.6.6.6"));
         h.insert(X_REAL_IP.clone(), HeaderValue::from_static("6.6.6.6"));
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-        let (ip, server) = facts("192.0.2.7");
+        let (ip, ip_value, server) = facts("192.0.2.7");
         let f = ForwardedFacts {
             client_ip: ip,
+            client_ip_value: &ip_value,
             scheme: "http",
             websocket: false,
             host: Some("example.com:8000"),
@@ -218,13 +256,74 @@ mod tests {
         };
         apply_forwarded(&mut h, &ForwardedPolicy::default(), &f);
         assert!(!h.contains_key(&X_FORWARDED_FOR));
-        append_forwarded_for(&mut h, f.client_ip);
+        append_forwarded_for(&mut h, f.client_ip_value);
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_REAL_IP], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "example.com:8000");
         assert_eq!(h[&X_FORWARDED_PORT], "8000");
         assert_eq!(h[&X_FORWARDED_SERVER], "edge-1");
+    }
+
+    #[test]
+    fn untrusted_client_loses_every_forwarded_header() {
+        let mut h = HeaderMap::new();
+        for name in FORWARDED_FAMILY {
+            h.insert(name.clone(), HeaderValue::from_static("forged"));
+        }
+        h.insert("x-forwarded-other", HeaderValue::from_static("kept"));
+        let (ip, ip_value, server) = facts("2001:db8::7");
+        let f = ForwardedFacts {
+            client_ip: ip,
+            client_ip_value: &ip_value,
+            scheme: "https",
+            websocket: true,
+            host: None,
+            default_port: 443,
+            server_name: &server,
+        };
+        apply_forwarded(&mut h, &ForwardedPolicy::default(), &f);
+        for name in FORWARDED_FAMILY {
+            let fresh = h.get(name).is_none_or(|v| v != "forged");
+            assert!(fresh, "{name} was kept");
+        }
+        assert_eq!(h["x-forwarded-other"], "kept");
+        assert_eq!(h[&X_REAL_IP], "2001:db8::7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "wss");
+    }
+
+    #[test]
+    fn forwarded_for_joins_every_prior_value() {
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("203.0.113.9"),
+        );
+        h.append(X_FORWARDED_FOR.clone(), HeaderValue::from_static(""));
+        h.append(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("198.51.100.1"),
+        );
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.2"));
+        let all: Vec<_> = h.get_all(&X_FORWARDED_FOR).iter().collect();
+        assert_eq!(all, ["203.0.113.9, 198.51.100.1, 10.0.0.2"]);
+    }
+
+    #[test]
+    fn messages_without_hop_by_hop_headers_are_untouched() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        let before = h.clone();
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]
@@ -235,13 +334,14 @@ mod tests {
             HeaderValue::from_static("203.0.113.9"),
         );
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-        let (ip, server) = facts("10.0.0.2");
+        let (ip, ip_value, server) = facts("10.0.0.2");
         let policy = ForwardedPolicy {
             insecure: false,
             trusted: vec!["10.0.0.0/8".parse().unwrap()],
         };
         let f = ForwardedFacts {
             client_ip: ip,
+            client_ip_value: &ip_value,
             scheme: "http",
             websocket: false,
             host: Some("example.com"),
@@ -249,7 +349,7 @@ mod tests {
             server_name: &server,
         };
         apply_forwarded(&mut h, &policy, &f);
-        append_forwarded_for(&mut h, f.client_ip);
+        append_forwarded_for(&mut h, f.client_ip_value);
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.2");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_PORT], "80");

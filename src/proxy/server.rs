@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::handler::{EntrypointInfo, Proxy};
+use super::handler::{Connection, EntrypointInfo, Proxy};
 
 /// Connection-level timeouts of an entrypoint.
 #[derive(Debug, Clone)]
@@ -153,15 +153,19 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let proxy = shared.proxy.clone();
-        let ep = shared.ep.clone();
-        service_fn(move |req| {
-            let proxy = proxy.clone();
-            let ep = ep.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(&ep, remote, tls, req).await) }
-        })
-    };
+    // One shared handle per connection: a request clones one Arc.
+    let state = Arc::new((
+        shared.proxy.clone(),
+        shared.ep.clone(),
+        Connection::new(remote, tls),
+    ));
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move {
+            let (proxy, ep, conn) = &*state;
+            Ok::<_, Infallible>(proxy.handle(ep, conn, req).await)
+        }
+    });
     let conn = shared
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service);
