@@ -109,7 +109,7 @@ impl Proxy {
                 client_ip_value: &conn.client_ip_value,
                 scheme,
                 websocket: protocol == Protocol::Websocket,
-                host: Some(host_str).filter(|h| !h.is_empty()),
+                host: raw_host.as_ref().filter(|h| !h.is_empty()),
                 default_port: if tls { 443 } else { 80 },
                 server_name: &self.server_name,
             },

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -52,16 +52,16 @@ static HOP_BY_HOP: [&HeaderName; 9] = [
     &PROXY_CONNECTION,
 ];
 
-/// Removes every name of `names` present in `headers`. Most messages carry
-/// none of them: one pass over the (few) names present, comparing without
-/// hashing, is cheaper than a hashed lookup per name.
-fn remove_all(headers: &mut HeaderMap, names: &[&HeaderName]) {
-    if !headers.keys().any(|k| names.contains(&k)) {
-        return;
-    }
-    for name in names {
-        headers.remove(*name);
-    }
+/// Is `name` one of the forwarded family? A cheap test on the name's text
+/// (most names are standard ones, which do not start with `x-`).
+fn is_forwarded_family(name: &HeaderName) -> bool {
+    let s = name.as_str();
+    s.starts_with("x-") && FORWARDED_FAMILY.iter().any(|f| f.as_str() == s)
+}
+
+/// Is `name` hop-by-hop?
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name)
 }
 
 /// Who may set forwarded headers on an entrypoint.
@@ -96,20 +96,41 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<&HeaderValue> {
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+/// Most messages carry one or two of them at most: one pass over the names
+/// present finds them, and only those are removed (each removal hashes).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    let mut present: [Option<&'static HeaderName>; 9] = [None; 9];
+    let mut count = 0;
+    let mut connection = false;
+    for name in headers.keys() {
+        if let Some(&hop) = HOP_BY_HOP.iter().find(|h| **h == name) {
+            connection |= *hop == header::CONNECTION;
+            present[count] = Some(hop);
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return;
+    }
+    if connection {
+        // Names listed in Connection, other than the usual tokens.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|s| s.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| !is_hop_by_hop(n))
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    remove_all(headers, &HOP_BY_HOP);
+    for name in present.into_iter().flatten() {
+        headers.remove(name);
+    }
 }
 
 /// What the forwarded headers describe about the incoming exchange.
@@ -121,7 +142,7 @@ pub struct ForwardedFacts<'a> {
     pub scheme: &'static str,
     pub websocket: bool,
     /// The Host the client asked for (with port if it gave one).
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
     pub default_port: u16,
     pub server_name: &'a HeaderValue,
 }
@@ -131,32 +152,39 @@ pub struct ForwardedFacts<'a> {
 /// first, so a visitor cannot forge its address or scheme.
 /// `X-Forwarded-For` gets the client appended later, when forwarding.
 pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts: &ForwardedFacts) {
-    if !policy.trusts(facts.client_ip) {
-        remove_all(headers, &FORWARDED_FAMILY);
+    if !policy.trusts(facts.client_ip) && headers.keys().any(is_forwarded_family) {
+        for name in FORWARDED_FAMILY {
+            headers.remove(name);
+        }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    // Room for the headers added below, in one step.
+    headers.reserve(6);
+    if let Entry::Vacant(e) = headers.entry(X_FORWARDED_PROTO.clone()) {
         let proto = match (facts.websocket, facts.scheme) {
             (true, "https") => "wss",
             (true, _) => "ws",
             (false, "https") => "https",
             (false, _) => "http",
         };
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        e.insert(HeaderValue::from_static(proto));
     }
-    if let Some(host) = facts.host {
-        if !headers.contains_key(&X_FORWARDED_HOST)
-            && let Ok(v) = HeaderValue::from_str(host)
-        {
-            headers.insert(X_FORWARDED_HOST.clone(), v);
+    if let Some(host) = facts.host
+        && let Ok(host_str) = host.to_str()
+    {
+        if let Entry::Vacant(e) = headers.entry(X_FORWARDED_HOST.clone()) {
+            e.insert(host.clone());
         }
-        if !headers.contains_key(&X_FORWARDED_PORT) {
-            let port = port_of(host).unwrap_or(facts.default_port);
-            headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+        if let Entry::Vacant(e) = headers.entry(X_FORWARDED_PORT.clone()) {
+            e.insert(match port_of(host_str).unwrap_or(facts.default_port) {
+                80 => HeaderValue::from_static("80"),
+                443 => HeaderValue::from_static("443"),
+                port => HeaderValue::from(port),
+            });
         }
     }
     headers.insert(X_FORWARDED_SERVER.clone(), facts.server_name.clone());
-    if !headers.contains_key(&X_REAL_IP) {
-        headers.insert(X_REAL_IP.clone(), facts.client_ip_value.clone());
+    if let Entry::Vacant(e) = headers.entry(X_REAL_IP.clone()) {
+        e.insert(facts.client_ip_value.clone());
     }
 }
 
@@ -250,7 +278,7 @@ mod tests {
             client_ip_value: &ip_value,
             scheme: "http",
             websocket: false,
-            host: Some("example.com:8000"),
+            host: Some(&HeaderValue::from_static("example.com:8000")),
             default_port: 80,
             server_name: &server,
         };
@@ -344,7 +372,7 @@ mod tests {
             client_ip_value: &ip_value,
             scheme: "http",
             websocket: false,
-            host: Some("example.com"),
+            host: Some(&HeaderValue::from_static("example.com")),
             default_port: 80,
             server_name: &server,
         };
