@@ -45,7 +45,7 @@ pub struct ExchangeGuard {
 
 impl ExchangeGuard {
     /// The exchange completed: its connection may carry another request.
-    pub fn release(&self, conn: h1::Conn) {
+    pub fn release(&self, conn: Box<h1::Conn>) {
         if let Some(in_flight) = &self.in_flight {
             in_flight.server().pool.checkin(conn, self.max_idle);
         }

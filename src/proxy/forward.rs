@@ -620,7 +620,7 @@ enum SendOutcome {
 }
 
 async fn send_h1(
-    conn: h1::Conn,
+    conn: Box<h1::Conn>,
     head: &h1::RequestHead<'_>,
     body: h1::OutBody,
     header_timeout: Option<std::time::Duration>,

@@ -62,7 +62,8 @@ pub enum Error {
     RequestLength,
 }
 
-/// A connection to a backend, idle or carrying one exchange.
+/// A connection to a backend, idle or carrying one exchange. Always boxed:
+/// it moves with every response through several layers.
 pub struct Conn {
     io: TcpStream,
     /// Bytes read and not used yet.
@@ -147,13 +148,13 @@ enum Chunk {
 }
 
 impl Conn {
-    pub fn new(io: TcpStream) -> Self {
-        Conn {
+    pub fn new(io: TcpStream) -> Box<Self> {
+        Box::new(Conn {
             io,
             buf: BytesMut::new(),
             head: Vec::new(),
             reused: false,
-        }
+        })
     }
 
     /// Whether an idle connection can carry a request: the backend has not
@@ -176,7 +177,7 @@ impl Conn {
 
     /// Sends one request and reads the response head. The response body,
     /// which owns the connection, reads the rest.
-    pub async fn send(mut self, req: &RequestHead<'_>, body: OutBody) -> Outcome {
+    pub async fn send(mut self: Box<Self>, req: &RequestHead<'_>, body: OutBody) -> Outcome {
         let framing = request_framing(req.headers, &body);
         encode_head(&mut self.head, req, framing);
         let written = match &body {
@@ -238,12 +239,12 @@ impl Conn {
                 Err(_) => return invalid("response head"),
             };
             *res.headers_mut() = head.headers;
-            let leftover = self.buf.split().freeze();
+            let conn = *self;
             return Outcome::Upgraded(
                 res,
                 Upgraded {
-                    io: self.io,
-                    leftover,
+                    io: conn.io,
+                    leftover: conn.buf.freeze(),
                 },
             );
         }
@@ -312,7 +313,7 @@ impl Conn {
     }
 
     /// Ready for the next exchange.
-    fn recycle(mut self) -> Self {
+    fn recycle(mut self: Box<Self>) -> Box<Self> {
         self.reused = true;
         if self.head.capacity() > KEEP_BUFFER {
             self.head = Vec::new();
@@ -451,7 +452,7 @@ impl Upload {
 
 /// A backend's response body, read from the connection as it is polled.
 pub struct ResponseBody {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     framing: Framing,
     /// The rest of a streamed request body, still on its way (boxed: a
     /// request body may itself be a response body).
@@ -475,7 +476,7 @@ impl ResponseBody {
     /// Once the body has ended: its connection, if it may carry another
     /// request (the backend keeps it open, the request went out in full and
     /// nothing unasked followed the response).
-    pub fn take_reusable(&mut self) -> Option<Conn> {
+    pub fn take_reusable(&mut self) -> Option<Box<Conn>> {
         if self.framing != Framing::Done || !self.keep_alive {
             return None;
         }
@@ -759,7 +760,10 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
         Version::HTTP_10
     };
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // hyper's server reuses a response's (cleared) header map for the next
+    // request on the connection; room for that request's headers and the
+    // X-Forwarded-* family spares growing it then.
+    let mut headers = HeaderMap::with_capacity(count + 20);
     let mut keep_alive = version == Version::HTTP_11;
     let mut close = false;
     for &(ns, ne, vs, ve) in &at[..count] {
@@ -1102,7 +1106,10 @@ mod tests {
         }
     }
 
-    async fn exchange(conn: Conn, headers: &HeaderMap) -> (Response<()>, Vec<u8>, Option<Conn>) {
+    async fn exchange(
+        conn: Box<Conn>,
+        headers: &HeaderMap,
+    ) -> (Response<()>, Vec<u8>, Option<Box<Conn>>) {
         let Outcome::Response(res) = conn.send(&get(headers), OutBody::Full(Bytes::new())).await
         else {
             panic!("no response");

@@ -113,17 +113,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if connection {
-        // Names listed in Connection, other than the usual tokens.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|s| s.split(','))
-            .map(str::trim)
-            .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .filter(|n| !is_hop_by_hop(n))
-            .collect();
+        // Names listed in Connection, other than its usual tokens.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close")
+                    || token.eq_ignore_ascii_case(b"keep-alive")
+                    || token.eq_ignore_ascii_case(b"upgrade")
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token)
+                    && !is_hop_by_hop(&name)
+                {
+                    named.push(name);
+                }
+            }
+        }
         for name in named {
             headers.remove(name);
         }
@@ -222,11 +229,11 @@ pub fn ip_header_value(ip: IpAddr) -> HeaderValue {
 
 /// The explicit port of a `host[:port]` or `[v6]:port` authority.
 pub fn port_of(host: &str) -> Option<u16> {
-    let (_, port) = host.rsplit_once(':')?;
-    if host.starts_with('[') && !host.contains("]:") {
+    let colon = host.bytes().rposition(|b| b == b':')?;
+    if host.starts_with('[') && !host[..colon].ends_with(']') {
         return None;
     }
-    port.parse().ok()
+    host[colon + 1..].parse().ok()
 }
 
 /// The host part of a `host[:port]` authority, without brackets' port.
@@ -235,8 +242,8 @@ pub fn strip_port(host: &str) -> &str {
         // IPv6 literal: keep the brackets' content.
         return rest.split(']').next().unwrap_or(rest);
     }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+    match host.bytes().rposition(|b| b == b':') {
+        Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
         _ => host,
     }
 }

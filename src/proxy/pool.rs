@@ -39,7 +39,7 @@ pub enum ConnectError {
 }
 
 struct Idle {
-    conn: h1::Conn,
+    conn: Box<h1::Conn>,
     since: Instant,
 }
 
@@ -60,7 +60,7 @@ impl std::fmt::Debug for ServerPool {
 
 /// A connection ready to carry one request.
 pub enum Sender {
-    Http1(h1::Conn),
+    Http1(Box<h1::Conn>),
     Http2(http2::SendRequest<Body>),
 }
 
@@ -99,7 +99,7 @@ impl ServerPool {
     }
 
     /// Returns a connection whose exchange is complete.
-    pub fn checkin(&self, conn: h1::Conn, max_idle: usize) {
+    pub fn checkin(&self, conn: Box<h1::Conn>, max_idle: usize) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < max_idle {
             idle.push_back(Idle {
