@@ -1,8 +1,6 @@
 //! `escale check` and `escale healthcheck`: validate a configuration the way
 //! the proxy would load it, and probe a running proxy's `/ping`.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,10 +80,8 @@ pub enum ProbeError {
     PingDisabled,
     #[error("the ping entrypoint `{0}` is not defined")]
     NoEntrypoint(String),
-    #[error("cannot reach {0}: {1}")]
-    Connect(SocketAddr, std::io::Error),
-    #[error("/ping answered `{0}`")]
-    Status(String),
+    #[error(transparent)]
+    Probe(#[from] crate::admin::healthcheck::ProbeError),
 }
 
 /// Sends `GET /ping` to the ping entrypoint on this host.
@@ -95,28 +91,6 @@ pub fn probe_ping(config: &StaticConfig) -> Result<(), ProbeError> {
         .entry_points
         .get(&ping.entry_point)
         .ok_or_else(|| ProbeError::NoEntrypoint(ping.entry_point.clone()))?;
-    let ip = match ep.address.ip() {
-        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        ip => ip,
-    };
-    let addr = SocketAddr::new(ip, ep.address.port());
-    let timeout = Duration::from_secs(5);
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| ProbeError::Connect(addr, e))?;
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    stream
-        .write_all(b"GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .map_err(|e| ProbeError::Connect(addr, e))?;
-    let mut head = [0u8; 64];
-    let n = stream
-        .read(&mut head)
-        .map_err(|e| ProbeError::Connect(addr, e))?;
-    let text = String::from_utf8_lossy(&head[..n]);
-    let status_line = text.lines().next().unwrap_or("").to_string();
-    if status_line.split_whitespace().nth(1) == Some("200") {
-        Ok(())
-    } else {
-        Err(ProbeError::Status(status_line))
-    }
+    crate::admin::healthcheck::probe(ep.address, Duration::from_secs(5))?;
+    Ok(())
 }

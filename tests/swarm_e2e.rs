@@ -515,6 +515,35 @@ fn broken_labels_are_reported_and_contained() {
     assert_eq!(result.failed, 0, "good service disturbed: {result:?}");
     assert_eq!(env.get("old.test", "/").expect("old").status, 200);
 
+    // The API shows swarm routes in Traefik's shapes, with each server's task.
+    // Router and service are named by the labels (`traefik.http.routers.good`).
+    let router = get(api_port, "localhost", "/api/http/routers/good@swarm").expect("router API");
+    assert_eq!(router.status, 200, "{}", router.body);
+    let router: serde_json::Value = serde_json::from_str(&router.body).expect("router JSON");
+    assert_eq!(router["provider"], "swarm");
+    assert_eq!(router["status"], "enabled");
+    assert_eq!(router["rule"], "Host(`good.test`)");
+    let service = get(api_port, "localhost", "/api/http/services/good@swarm").expect("service API");
+    let service: serde_json::Value = serde_json::from_str(&service.body).expect("service JSON");
+    let ips = running_task_ips(&good, &env.network).expect("task ips");
+    let status = service["serverStatus"].as_object().expect("serverStatus");
+    for ip in &ips {
+        assert_eq!(status[&format!("http://{ip}:80")], "UP", "{service}");
+    }
+    let server = &service["servers"][0];
+    assert!(
+        server["task"].as_str().is_some_and(|t| !t.is_empty()),
+        "{service}"
+    );
+    assert!(
+        server["node"].as_str().is_some_and(|n| !n.is_empty()),
+        "{service}"
+    );
+    assert_eq!(server["slot"], 1, "{service}");
+    let broken =
+        get(api_port, "localhost", "/api/http/routers?status=disabled").expect("filtered routers");
+    assert_eq!(broken.status, 200);
+
     // `escale check` with the swarm provider reads the same live labels.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_escale"))
         .args(["check", "--providers.swarm=true"])
