@@ -7,6 +7,7 @@
 #     kernel allows them).
 #
 #   benches/profile.sh [escale|nginx|haproxy] [escale-binary]
+#   CLOSE=1 benches/profile.sh ...   (scenario e: a new connection per request)
 #
 # Needs valgrind (and perf for the second part): apt-get install valgrind
 # linux-perf. Proxy on CPU 1, wrk and the backend on CPU 0, 127.0.0.1 only.
@@ -54,7 +55,10 @@ wait_ready() {
   echo "proxy not ready" >&2
   return 1
 }
-load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H 'Host: h0.bench.test' http://127.0.0.1:18080/; }
+# CLOSE=1: a new connection for every request (scenario e).
+close_header=()
+[[ -n "${CLOSE:-}" ]] && close_header=(-H 'Connection: close')
+load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H 'Host: h0.bench.test' "${close_header[@]}" http://127.0.0.1:18080/; }
 requests() { awk '/requests in/{print $1}'; }
 
 echo "== $kind: user-space instructions per request (callgrind, 8 connections, 8 s)"
