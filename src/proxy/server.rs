@@ -156,29 +156,61 @@ async fn handle_connection(
     // The TLS and HTTP/2 paths are boxed: their state (handshake, TLS
     // session, HTTP/2 connection) would otherwise size every connection's
     // task, and a task's future is copied whole as it is spawned.
-    if let Some(acceptor) = &shared.tls {
-        let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(shared.handshake_timeout, stream.peek(&mut first)).await;
-        if matches!(peeked, Ok(Ok(1))) && first[0] == TLS_HANDSHAKE {
-            Box::pin(serve_tls(shared, acceptor, stream, remote, watcher)).await;
-            return;
+    let opening = tokio::time::timeout(
+        shared.handshake_timeout,
+        sniff(&stream, shared.tls.is_some()),
+    )
+    .await;
+    match opening {
+        Ok(Ok(Opening::Tls)) => {
+            if let Some(acceptor) = &shared.tls {
+                Box::pin(serve_tls(shared, acceptor, stream, remote, watcher)).await;
+            }
         }
-        if !matches!(peeked, Ok(Ok(_))) {
-            return;
-        }
-    }
-    let h2 = match tokio::time::timeout(shared.handshake_timeout, is_h2_preface(&stream)).await {
-        Ok(Ok(h2)) => h2,
+        Ok(Ok(Opening::H2)) => serve_plain(shared, stream, remote, true, watcher).await,
+        Ok(Ok(Opening::H1)) => serve_plain(shared, stream, remote, false, watcher).await,
         Ok(Err(e)) => {
-            tracing::debug!(%remote, error = %e, "connection failed before its first request");
-            return;
+            tracing::debug!(%remote, error = %e, "connection failed before its first request")
         }
-        Err(_) => {
-            tracing::debug!(%remote, "no request before the header timeout");
-            return;
+        Err(_) => tracing::debug!(%remote, "no request before the header timeout"),
+    }
+}
+
+/// What a connection opens with.
+#[derive(Debug, PartialEq)]
+enum Opening {
+    Tls,
+    H2,
+    H1,
+}
+
+/// Tells a connection's protocol by peeking at its first bytes (they stay in
+/// the socket): a TLS handshake (when the entrypoint has TLS), the HTTP/2
+/// preface, or else HTTP/1. A client that closes at once is served as
+/// HTTP/1, which ends quietly.
+async fn sniff(stream: &TcpStream, tls: bool) -> std::io::Result<Opening> {
+    let mut first = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut first).await?;
+        if let Some(opening) = opening_of(&first[..n], tls) {
+            return Ok(opening);
         }
-    };
-    serve_plain(shared, stream, remote, h2, watcher).await;
+        // A preface split across segments (rare): peeking again at once would
+        // spin, since the socket stays readable.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The protocol told by a connection's first bytes; `None` while they are
+/// a strict beginning of the HTTP/2 preface.
+fn opening_of(first: &[u8], tls: bool) -> Option<Opening> {
+    match first {
+        [] => Some(Opening::H1),
+        [TLS_HANDSHAKE, ..] if tls => Some(Opening::Tls),
+        _ if first != &H2_PREFACE[..first.len().min(H2_PREFACE.len())] => Some(Opening::H1),
+        _ if first.len() >= H2_PREFACE.len() => Some(Opening::H2),
+        _ => None,
+    }
 }
 
 /// Completes the TLS handshake, then serves the connection.
@@ -194,25 +226,6 @@ async fn serve_tls(
         Ok(Ok(tls_stream)) => serve_io(shared, tls_stream, remote, true, watcher).await,
         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-    }
-}
-
-/// Whether the client opens with the HTTP/2 preface, told by peeking (the
-/// bytes stay in the socket). Any byte that departs from it means HTTP/1; a
-/// client that closes at once is served as HTTP/1, which ends quietly.
-async fn is_h2_preface(stream: &TcpStream) -> std::io::Result<bool> {
-    let mut first = [0u8; 24];
-    loop {
-        let n = stream.peek(&mut first).await?;
-        if n == 0 || first[..n] != H2_PREFACE[..n] {
-            return Ok(false);
-        }
-        if n == H2_PREFACE.len() {
-            return Ok(true);
-        }
-        // A preface split across segments (rare): peeking again at once would
-        // spin, since the socket stays readable.
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -296,5 +309,24 @@ async fn serve_io<I>(
         .serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openings_are_told_from_first_bytes() {
+        assert_eq!(opening_of(b"", false), Some(Opening::H1));
+        assert_eq!(opening_of(b"GET / HTTP/1.1", false), Some(Opening::H1));
+        assert_eq!(opening_of(b"POST", true), Some(Opening::H1));
+        assert_eq!(opening_of(b"PRI * HTTP/1.1", false), Some(Opening::H1));
+        assert_eq!(opening_of(b"P", false), None);
+        assert_eq!(opening_of(b"PRI * HTTP/2.0\r\n", false), None);
+        assert_eq!(opening_of(H2_PREFACE, false), Some(Opening::H2));
+        assert_eq!(opening_of(&[TLS_HANDSHAKE, 3, 1], true), Some(Opening::Tls));
+        // Without TLS on the entrypoint, a handshake is just bad HTTP/1.
+        assert_eq!(opening_of(&[TLS_HANDSHAKE, 3, 1], false), Some(Opening::H1));
     }
 }
