@@ -7,6 +7,7 @@
 #     kernel allows them).
 #
 #   benches/profile.sh [escale|nginx|haproxy] [escale-binary]
+#   CLOSE=1 benches/profile.sh ...   (scenario e: a new connection per request)
 #
 # Needs valgrind (and perf for the second part): apt-get install valgrind
 # linux-perf. Proxy on CPU 1, wrk and the backend on CPU 0, 127.0.0.1 only.
@@ -54,7 +55,10 @@ wait_ready() {
   echo "proxy not ready" >&2
   return 1
 }
-load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H 'Host: h0.bench.test' http://127.0.0.1:18080/; }
+# CLOSE=1: a new connection for every request (scenario e).
+close_header=()
+[[ -n "${CLOSE:-}" ]] && close_header=(-H 'Connection: close')
+load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H 'Host: h0.bench.test' "${close_header[@]}" http://127.0.0.1:18080/; }
 requests() { awk '/requests in/{print $1}'; }
 
 echo "== $kind: user-space instructions per request (callgrind, 8 connections, 8 s)"
@@ -75,9 +79,13 @@ kill -KILL "$vg" 2>/dev/null || true
 dump="$work/cg.out.1"
 total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 echo "requests: $req   instructions/request: $((total / req))"
+# KEEP=file keeps the callgrind dump (callgrind_annotate --inclusive=yes file).
+[[ -n "${KEEP:-}" ]] && cp "$dump" "$KEEP" && echo "$req" >"$KEEP.requests"
+# awk stops printing rather than `head` closing the pipe: with pipefail, a
+# SIGPIPE upstream would end the script before the perf part.
 callgrind_annotate --threshold=100 "$dump" 2>/dev/null | grep -v '(100.0%)' |
-  grep -E '^\s*[0-9,]+ \(' | head -20 |
-  awk -v r="$req" '{n=$1; gsub(",","",n); $1=""; $2=""; printf "  %6d  %s\n", n/r, substr($0, 1, 110)}'
+  grep -E '^\s*[0-9,]+ \(' |
+  awk -v r="$req" -v top="${TOP:-20}" 'NR<=top {n=$1; gsub(",","",n); $1=""; $2=""; printf "  %6d  %s\n", n/r, substr($0, 1, 110)}'
 
 if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   echo "== $kind: syscalls and context switches per request (64 connections, 5 s)"
@@ -88,10 +96,18 @@ if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   wait_ready
   load 64 2 >/dev/null
   all=$(ps -e -o pid=,ppid= | awk -v p="$px" '$1==p||$2==p{print $1}' | paste -sd,)
-  perf stat -e raw_syscalls:sys_enter,context-switches,task-clock -p "$all" -o "$work/stat.txt" -- sleep 5 &
+  perf stat -e raw_syscalls:sys_enter,sched:sched_waking,context-switches,task-clock -p "$all" -o "$work/stat.txt" -- sleep 5 &
   ps_pid=$!
+  cpu_ticks() { for p in ${all//,/ }; do awk '{print $14, $15}' "/proc/$p/stat"; done |
+    awk '{u+=$1; s+=$2} END {print u, s}'; }
+  before=$(cpu_ticks)
   req=$(load 64 5 | requests)
+  after=$(cpu_ticks)
   wait "$ps_pid" || true
-  awk -v r="$req" '/raw_syscalls|context-switches/ {gsub(",","",$1); printf "  %-28s %8.3f per request\n", $2, $1/r}
+  hz=$(getconf CLK_TCK)
+  echo "$before $after" | awk -v r="$req" -v hz="$hz" '{
+    printf "  %-28s %8.2f per request\n", "user CPU microseconds", ($3-$1)*1e6/hz/r
+    printf "  %-28s %8.2f per request\n", "system CPU microseconds", ($4-$2)*1e6/hz/r }'
+  awk -v r="$req" '/raw_syscalls|sched_waking|context-switches/ {gsub(",","",$1); printf "  %-28s %8.3f per request\n", $2, $1/r}
     /task-clock/ {gsub(",","",$1); printf "  %-28s %8.2f per request\n", "CPU microseconds", $1*1000/r}' "$work/stat.txt"
 fi

@@ -236,6 +236,62 @@ async fn h2c_client_is_served() {
     assert!(ok, "h2c request through escale");
 }
 
+/// The protocol of a plain connection is told from its first bytes; a
+/// request or an HTTP/2 preface split across TCP segments still lands on the
+/// right protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_told_from_first_bytes_even_when_split() {
+    use tokio::io::AsyncReadExt as _;
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`split.test`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    wait_status(
+        "config applied",
+        &esc.url("/"),
+        "split.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // HTTP/1.1 whose first segment ("P") is also the preface's first byte.
+    let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"OST /split HTTP/1.1\r\nHost: split.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("POST /split HTTP/1.1"), "{answer}");
+
+    // The HTTP/2 preface in two segments, then an empty SETTINGS frame: the
+    // server answers with its own SETTINGS frame (type 4), not HTTP/1.
+    let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut frame_head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut frame_head))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    assert_eq!(frame_head[3], 4, "a SETTINGS frame: {frame_head:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_drain_completes_in_flight_and_refuses_new() {
     let w = Whoami::start("w");

@@ -11,8 +11,8 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
 
+use super::h1;
 use crate::balance::server::InFlight;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -22,25 +22,32 @@ pub enum Body {
     Full(Option<Bytes>),
     Incoming(Incoming),
     /// A backend's response body, with what must live until it ends.
-    Upstream(Incoming, ExchangeGuard),
+    Upstream(Upstream, ExchangeGuard),
     Boxed(BoxBody<Bytes, BoxError>),
 }
 
+/// A backend's response body: HTTP/1.1 read by the request's own task (its
+/// connection goes back to the pool when the body has ended), or HTTP/2.
+pub enum Upstream {
+    H1(h1::ResponseBody),
+    H2(Incoming),
+}
+
 /// Held by a backend response body until it has been fully relayed: the
-/// server's in-flight count, middleware guards, and the connection, which
-/// goes back to the pool only after a complete exchange.
+/// server's in-flight count and middleware guards.
 #[derive(Default)]
 pub struct ExchangeGuard {
     pub in_flight: Option<InFlight>,
-    pub conn: Option<(http1::SendRequest<Body>, usize)>,
+    /// The server's limit of idle connections.
+    pub max_idle: usize,
     pub extra: Vec<Box<dyn Any + Send + Sync>>,
 }
 
 impl ExchangeGuard {
-    /// The exchange completed: the connection may carry another request.
-    pub fn complete(&mut self) {
-        if let (Some((sender, max_idle)), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
-            in_flight.server().pool.checkin(sender, max_idle);
+    /// The exchange completed: its connection may carry another request.
+    pub fn release(&self, conn: Box<h1::Conn>) {
+        if let Some(in_flight) = &self.in_flight {
+            in_flight.server().pool.checkin(conn, self.max_idle);
         }
     }
 }
@@ -98,15 +105,16 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Body::Upstream(b, guard) => {
-                let polled = Pin::new(&mut *b).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => guard.complete(),
-                    Poll::Ready(Some(Ok(_))) if b.is_end_stream() => guard.complete(),
-                    _ => {}
+            Body::Upstream(Upstream::H1(b), guard) => {
+                let polled = b.poll_frame(cx);
+                if b.is_end_stream()
+                    && let Some(conn) = b.take_reusable()
+                {
+                    guard.release(conn);
                 }
                 polled.map_err(Into::into)
             }
+            Body::Upstream(Upstream::H2(b), _) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Body::Boxed(b) => Pin::new(b).poll_frame(cx),
         }
     }
@@ -116,7 +124,8 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(data) => data.is_none(),
             Body::Incoming(b) => b.is_end_stream(),
-            Body::Upstream(b, _) => b.is_end_stream(),
+            Body::Upstream(Upstream::H1(b), _) => b.is_end_stream(),
+            Body::Upstream(Upstream::H2(b), _) => b.is_end_stream(),
             Body::Boxed(b) => b.is_end_stream(),
         }
     }
@@ -126,7 +135,8 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Body::Incoming(b) => b.size_hint(),
-            Body::Upstream(b, _) => b.size_hint(),
+            Body::Upstream(Upstream::H1(b), _) => b.size_hint(),
+            Body::Upstream(Upstream::H2(b), _) => b.size_hint(),
             Body::Boxed(b) => b.size_hint(),
         }
     }

@@ -2,8 +2,6 @@
 //! the upstream (502/504), the configuration (503: no server), the client
 //! (400) or escale itself (500).
 
-use std::error::Error as _;
-
 use http::StatusCode;
 
 use super::body::{Body, text_response};
@@ -20,7 +18,7 @@ pub enum ProxyError {
     #[error("backend did not send response headers within {0:?}")]
     ResponseTimeout(std::time::Duration),
     #[error("backend exchange failed: {0}")]
-    Upstream(#[source] hyper::Error),
+    Upstream(#[source] super::body::BoxError),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error: {0}")]
@@ -40,7 +38,7 @@ impl ProxyError {
             }
             ProxyError::Connect(_) => StatusCode::BAD_GATEWAY,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Upstream(e) if is_timeout(e) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(e) if is_timeout(e.as_ref()) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,12 +60,14 @@ impl ProxyError {
     }
 }
 
-fn is_timeout(e: &hyper::Error) -> bool {
-    if e.is_timeout() {
-        return true;
-    }
-    let mut source = e.source();
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
     while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_timeout()
+        {
+            return true;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {

@@ -25,9 +25,11 @@ use http::{Method, Request, Response, StatusCode, Version, request};
 use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
-use super::body::{Body, ExchangeGuard};
+use super::body::{Body, ExchangeGuard, Upstream};
 use super::error::ProxyError;
+use super::h1;
 use super::headers;
 use super::pool::{ConnectError, Sender};
 use crate::balance::passive::FailureKind;
@@ -50,8 +52,10 @@ const LEFT_THE_POOL: &str = "the server left the pool during the connect";
 const MAX_UNSENT: u32 = 3;
 
 /// Facts about the client side the forwarder needs.
-pub struct ClientSide {
+pub struct ClientSide<'a> {
     pub client_ip: IpAddr,
+    /// `client_ip` as a header value.
+    pub client_ip_value: &'a HeaderValue,
 }
 
 /// The outcome of a forward attempt, with the server it went to (if any),
@@ -76,6 +80,14 @@ impl ReqBody {
         match self {
             ReqBody::Stream(b) => b.take(),
             ReqBody::Replayable(bytes) => Some(Body::full(bytes.clone())),
+        }
+    }
+
+    /// The body for an HTTP/1.1 attempt.
+    fn take_out(&mut self) -> Option<h1::OutBody> {
+        match self {
+            ReqBody::Stream(b) => b.take().map(h1::OutBody::Stream),
+            ReqBody::Replayable(bytes) => Some(h1::OutBody::Full(bytes.clone())),
         }
     }
 
@@ -155,7 +167,7 @@ pub async fn forward(
     service: &ServiceRuntime,
     mut parts: request::Parts,
     body: Body,
-    client: &ClientSide,
+    client: &ClientSide<'_>,
 ) -> Forwarded {
     let upgrade = headers::upgrade_protocol(&parts.headers).cloned();
     let client_upgrade = upgrade
@@ -173,7 +185,7 @@ pub async fn forward(
     headers::remove_hop_by_hop(&mut parts.headers);
     // A headers middleware may ask for no X-Forwarded-For at all.
     if parts.extensions.get::<NoXForwardedFor>().is_none() {
-        headers::append_forwarded_for(&mut parts.headers, client.client_ip);
+        headers::append_forwarded_for(&mut parts.headers, client.client_ip_value);
     }
     if let Some(proto) = &upgrade {
         parts
@@ -244,7 +256,7 @@ pub async fn forward(
             let checkout = server
                 .pool
                 .checkout(&server.upstream.authority, server.h2c, config);
-            let mut sender = tokio::select! {
+            let sender = tokio::select! {
                 biased;
                 r = checkout => match r {
                     Ok(s) => s,
@@ -258,28 +270,52 @@ pub async fn forward(
                     }));
                 }
             };
-            let Some(b) = body.take() else {
-                break Err(ProxyError::Internal("request body already consumed".into()));
-            };
-            let req =
-                match build_upstream_request(&parts, &server, service, original_host.as_ref(), b) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Forwarded {
-                            result: Err(e),
-                            server: Some(server),
-                            retries,
-                        };
-                    }
-                };
+            let host = upstream_host(&server, service, original_host.as_ref());
             let started = Instant::now();
-            match send(&mut sender, req, config.response_header_timeout).await {
-                SendOutcome::Response(r) => {
-                    observe_latency(&server, started);
-                    break Ok((r, sender));
+            let sent = match sender {
+                Sender::Http1(conn) => {
+                    let Some(out) = body.take_out() else {
+                        break Err(ProxyError::Internal("request body already consumed".into()));
+                    };
+                    let head = h1::RequestHead {
+                        method: &parts.method,
+                        base_path: server.upstream.base_path.as_str(),
+                        path_and_query: parts
+                            .uri
+                            .path_and_query()
+                            .map(|p| p.as_str())
+                            .unwrap_or("/"),
+                        host: host.as_ref(),
+                        headers: &parts.headers,
+                    };
+                    send_h1(conn, &head, out, config.response_header_timeout).await
                 }
-                SendOutcome::NotSent(req) => {
-                    body.put_back(req.into_body());
+                Sender::Http2(mut sender) => {
+                    let Some(b) = body.take() else {
+                        break Err(ProxyError::Internal("request body already consumed".into()));
+                    };
+                    let req = match build_h2_request(&parts, &server, host, b) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            return Forwarded {
+                                result: Err(e),
+                                server: Some(server),
+                                retries,
+                            };
+                        }
+                    };
+                    send_h2(&mut sender, req, config.response_header_timeout).await
+                }
+            };
+            match sent {
+                SendOutcome::Answer(answer) => {
+                    observe_latency(&server, started);
+                    break Ok(answer);
+                }
+                SendOutcome::NotSent(returned) => {
+                    if let Some(b) = returned {
+                        body.put_back(b);
+                    }
                     unsent += 1;
                     if unsent < MAX_UNSENT {
                         continue;
@@ -291,6 +327,17 @@ pub async fn forward(
                         ),
                     }));
                 }
+                SendOutcome::Stale(e) => {
+                    // The pooled connection was closed by the server as the
+                    // request went out: the application never saw it. Send
+                    // it again on a fresh connection when that is safe.
+                    unsent += 1;
+                    if idempotent && body.can_send_again() && unsent < MAX_UNSENT {
+                        continue;
+                    }
+                    observe_latency(&server, started);
+                    break Err(e);
+                }
                 SendOutcome::Failed(e) => {
                     observe_latency(&server, started);
                     break Err(e);
@@ -298,8 +345,8 @@ pub async fn forward(
             }
         };
 
-        let (response, sender) = match outcome {
-            Ok(pair) => pair,
+        let answer = match outcome {
+            Ok(answer) => answer,
             Err(ProxyError::Internal(m)) => {
                 return Forwarded {
                     result: Err(ProxyError::Internal(m)),
@@ -338,38 +385,58 @@ pub async fn forward(
             }
         };
 
-        let status = response.status();
+        let status = answer.status();
         if status.is_server_error() {
             passive_failure(service, &server, FailureKind::ServerError);
         } else {
             server.passive_success();
         }
 
-        let (mut res_parts, res_body) = response.into_parts();
-        let switching = res_parts.status == StatusCode::SWITCHING_PROTOCOLS;
-        if switching && let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = res_parts.extensions.remove::<OnUpgrade>();
-            spawn_tunnel(client_upgrade, upstream_upgrade, in_flight);
-            let res = Response::from_parts(res_parts, Body::empty());
-            return finish(res, sticky, &server, stuck.as_ref(), retries);
-        }
-        headers::remove_hop_by_hop(&mut res_parts.headers);
-
-        let mut guard = ExchangeGuard {
+        let guard = |in_flight| ExchangeGuard {
             in_flight: Some(in_flight),
-            conn: None,
+            max_idle: config.max_idle_conns_per_host,
             extra: Vec::new(),
         };
-        if let Sender::Http1(s) = sender {
-            guard.conn = Some((s, config.max_idle_conns_per_host));
-        }
-        let body = if http_body::Body::is_end_stream(&res_body) {
-            guard.complete();
-            Body::Upstream(res_body, ExchangeGuard::default())
-        } else {
-            Body::Upstream(res_body, guard)
+        let res = match answer {
+            Answer::Upgraded(res, upstream) => {
+                let (parts, ()) = res.into_parts();
+                if let Some(client_upgrade) = client_upgrade {
+                    spawn_tunnel(client_upgrade, Tunnel::H1(upstream), in_flight);
+                }
+                Response::from_parts(parts, Body::empty())
+            }
+            Answer::H1(res) => {
+                let (mut res_parts, mut res_body) = res.into_parts();
+                headers::remove_hop_by_hop(&mut res_parts.headers);
+                let body = if res_body.is_end_stream() {
+                    let done = guard(in_flight);
+                    if let Some(conn) = res_body.take_reusable() {
+                        done.release(conn);
+                    }
+                    Body::empty()
+                } else {
+                    Body::Upstream(Upstream::H1(res_body), guard(in_flight))
+                };
+                Response::from_parts(res_parts, body)
+            }
+            Answer::H2(res) => {
+                let (mut res_parts, res_body) = res.into_parts();
+                let switching = res_parts.status == StatusCode::SWITCHING_PROTOCOLS;
+                if switching && let Some(client_upgrade) = client_upgrade {
+                    let upstream = res_parts.extensions.remove::<OnUpgrade>();
+                    spawn_tunnel(client_upgrade, Tunnel::Hyper(upstream), in_flight);
+                    Response::from_parts(res_parts, Body::empty())
+                } else {
+                    headers::remove_hop_by_hop(&mut res_parts.headers);
+                    let body = if http_body::Body::is_end_stream(&res_body) {
+                        Body::Upstream(Upstream::H2(res_body), ExchangeGuard::default())
+                    } else {
+                        Body::Upstream(Upstream::H2(res_body), guard(in_flight))
+                    };
+                    Response::from_parts(res_parts, body)
+                }
+            }
         };
-        let res = Response::from_parts(res_parts, body);
         return finish(res, sticky, &server, stuck.as_ref(), retries);
     }
 }
@@ -480,11 +547,27 @@ pub fn request_host(parts: &request::Parts) -> Option<HeaderValue> {
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
-fn build_upstream_request(
-    parts: &request::Parts,
+/// The `Host` to send: the client's, or the server's own with
+/// `passHostHeader: false`.
+fn upstream_host(
     server: &ServerState,
     service: &ServiceRuntime,
     original_host: Option<&HeaderValue>,
+) -> Option<HeaderValue> {
+    if service.pass_host_header {
+        original_host.cloned()
+    } else {
+        HeaderValue::from_str(server.upstream.authority.as_str()).ok()
+    }
+}
+
+/// An HTTP/2 request for an h2c server. HTTP/2 carries the host in
+/// `:authority`, taken from the URI; the connection is already open to the
+/// server.
+fn build_h2_request(
+    parts: &request::Parts,
+    server: &ServerState,
+    host: Option<HeaderValue>,
     body: Body,
 ) -> Result<Request<Body>, ProxyError> {
     let path_and_query = parts
@@ -493,66 +576,84 @@ fn build_upstream_request(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let base = server.upstream.base_path.as_str();
-    let host = if service.pass_host_header {
-        original_host.cloned()
-    } else {
-        HeaderValue::from_str(server.upstream.authority.as_str()).ok()
-    };
-    let uri = if server.h2c {
-        // HTTP/2 carries the host in :authority, taken from the URI; the
-        // connection itself is already open to the server.
-        let authority = host
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(server.upstream.authority.as_str());
-        format!("http://{authority}{base}{path_and_query}")
-    } else if base.is_empty() {
-        path_and_query.to_string()
-    } else {
-        format!("{base}{path_and_query}")
-    };
+    let authority = host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(server.upstream.authority.as_str());
     let mut builder = Request::builder()
         .method(parts.method.clone())
-        .uri(uri)
-        .version(if server.h2c {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        });
+        .uri(format!("http://{authority}{base}{path_and_query}"))
+        .version(Version::HTTP_2);
     if let Some(headers) = builder.headers_mut() {
         *headers = parts.headers.clone();
-        match host {
-            Some(_) if server.h2c => {
-                headers.remove(header::HOST);
-            }
-            Some(h) => {
-                headers.insert(header::HOST, h);
-            }
-            None => {}
-        }
+        headers.remove(header::HOST);
     }
     builder
         .body(body)
         .map_err(|e| ProxyError::BadRequest(format!("cannot rewrite request: {e}")))
 }
 
+/// A backend's answer.
+enum Answer {
+    H1(Response<h1::ResponseBody>),
+    Upgraded(Response<()>, h1::Upgraded),
+    H2(Response<hyper::body::Incoming>),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::H1(r) => r.status(),
+            Answer::Upgraded(r, _) => r.status(),
+            Answer::H2(r) => r.status(),
+        }
+    }
+}
+
 enum SendOutcome {
-    Response(Response<hyper::body::Incoming>),
-    NotSent(Request<Body>),
+    Answer(Answer),
+    /// Nothing was sent; a streamed body comes back.
+    NotSent(Option<Body>),
+    /// Nothing came back on a reused connection (see [`h1::Outcome`]).
+    Stale(ProxyError),
     Failed(ProxyError),
 }
 
-async fn send(
-    sender: &mut Sender,
+async fn send_h1(
+    conn: Box<h1::Conn>,
+    head: &h1::RequestHead<'_>,
+    body: h1::OutBody,
+    header_timeout: Option<std::time::Duration>,
+) -> SendOutcome {
+    let exchange = conn.send(head, body);
+    let outcome = match header_timeout {
+        Some(t) => match tokio::time::timeout(t, exchange).await {
+            Ok(o) => o,
+            Err(_) => return SendOutcome::Failed(ProxyError::ResponseTimeout(t)),
+        },
+        None => exchange.await,
+    };
+    match outcome {
+        h1::Outcome::Response(res) => SendOutcome::Answer(Answer::H1(res)),
+        h1::Outcome::Upgraded(res, up) => SendOutcome::Answer(Answer::Upgraded(res, up)),
+        h1::Outcome::NotSent(body) => SendOutcome::NotSent(body),
+        h1::Outcome::Failed { error, stale } => {
+            let e = ProxyError::Upstream(Box::new(error));
+            if stale {
+                SendOutcome::Stale(e)
+            } else {
+                SendOutcome::Failed(e)
+            }
+        }
+    }
+}
+
+async fn send_h2(
+    sender: &mut hyper::client::conn::http2::SendRequest<Body>,
     req: Request<Body>,
     header_timeout: Option<std::time::Duration>,
 ) -> SendOutcome {
-    let exchange = async {
-        match sender {
-            Sender::Http1(s) => s.try_send_request(req).await,
-            Sender::Http2(s) => s.try_send_request(req).await,
-        }
-    };
+    let exchange = sender.try_send_request(req);
     let result = match header_timeout {
         Some(t) => match tokio::time::timeout(t, exchange).await {
             Ok(r) => r,
@@ -561,33 +662,52 @@ async fn send(
         None => exchange.await,
     };
     match result {
-        Ok(res) => SendOutcome::Response(res),
+        Ok(res) => SendOutcome::Answer(Answer::H2(res)),
         Err(mut e) => match e.take_message() {
-            Some(req) => SendOutcome::NotSent(req),
-            None => SendOutcome::Failed(ProxyError::Upstream(e.into_error())),
+            Some(req) => SendOutcome::NotSent(Some(req.into_body())),
+            None => SendOutcome::Failed(ProxyError::Upstream(Box::new(e.into_error()))),
         },
     }
 }
 
+/// The backend side of an upgraded connection.
+enum Tunnel {
+    H1(h1::Upgraded),
+    Hyper(Option<OnUpgrade>),
+}
+
 /// Relays bytes both ways once client and backend both switched protocols.
-fn spawn_tunnel(
-    client: OnUpgrade,
-    upstream: Option<OnUpgrade>,
-    in_flight: crate::balance::server::InFlight,
-) {
+fn spawn_tunnel(client: OnUpgrade, upstream: Tunnel, in_flight: crate::balance::server::InFlight) {
     tokio::spawn(async move {
         let _in_flight = in_flight;
-        let Some(upstream) = upstream else { return };
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
+        let client = match client.await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
         let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        let relayed = match upstream {
+            Tunnel::H1(mut up) => {
+                if !up.leftover.is_empty()
+                    && let Err(e) = client.write_all(&up.leftover).await
+                {
+                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                    return;
+                }
+                tokio::io::copy_bidirectional(&mut client, &mut up.io).await
+            }
+            Tunnel::Hyper(Some(up)) => match up.await {
+                Ok(up) => tokio::io::copy_bidirectional(&mut client, &mut TokioIo::new(up)).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "upgrade failed");
+                    return;
+                }
+            },
+            Tunnel::Hyper(None) => return,
+        };
+        if let Err(e) = relayed {
             tracing::debug!(error = %e, "upgraded connection ended with an error");
         }
     });

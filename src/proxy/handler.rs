@@ -30,6 +30,25 @@ pub struct EntrypointInfo {
     pub forwarded: ForwardedPolicy,
 }
 
+/// The connection a request arrived on, known once per connection.
+pub struct Connection {
+    pub remote: SocketAddr,
+    pub tls: bool,
+    /// The client's address as a header value (`X-Real-Ip`,
+    /// `X-Forwarded-For`), formatted once rather than per request.
+    pub client_ip_value: HeaderValue,
+}
+
+impl Connection {
+    pub fn new(remote: SocketAddr, tls: bool) -> Self {
+        Connection {
+            remote,
+            tls,
+            client_ip_value: headers::ip_header_value(remote.ip()),
+        }
+    }
+}
+
 /// What an internal service (`api@internal`, `ping@internal`, ...) needs.
 pub struct InternalRequest {
     pub service: Arc<str>,
@@ -63,10 +82,11 @@ impl Proxy {
     pub async fn handle(
         &self,
         ep: &EntrypointInfo,
-        remote: SocketAddr,
-        tls: bool,
+        conn: &Connection,
         req: Request<Incoming>,
     ) -> Response<Body> {
+        let tls = conn.tls;
+        let remote = conn.remote;
         let started = Instant::now();
         let scheme = if tls { "https" } else { "http" };
         let started_at = SystemTime::now();
@@ -86,9 +106,10 @@ impl Proxy {
             &ep.forwarded,
             &ForwardedFacts {
                 client_ip,
+                client_ip_value: &conn.client_ip_value,
                 scheme,
                 websocket: protocol == Protocol::Websocket,
-                host: Some(host_str).filter(|h| !h.is_empty()),
+                host: raw_host.as_ref().filter(|h| !h.is_empty()),
                 default_port: if tls { 443 } else { 80 },
                 server_name: &self.server_name,
             },
@@ -157,7 +178,10 @@ impl Proxy {
                             }
                             Target::Service(service) => {
                                 record.service = Some(service.name.clone());
-                                let client = ClientSide { client_ip };
+                                let client = ClientSide {
+                                    client_ip,
+                                    client_ip_value: &conn.client_ip_value,
+                                };
                                 let out =
                                     forward::forward(service, parts, Body::from(body), &client)
                                         .await;

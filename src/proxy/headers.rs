@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -13,34 +13,56 @@ pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-p
 pub static X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Headers only a trusted proxy in front of us may set.
-const FORWARDED_FAMILY: &[&str] = &[
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-server",
-    "x-forwarded-uri",
-    "x-forwarded-method",
-    "x-forwarded-prefix",
-    "x-forwarded-tls-client-cert",
-    "x-forwarded-tls-client-cert-info",
-    "x-real-ip",
-];
+static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+static X_FORWARDED_TLS_CLIENT_CERT: HeaderName =
+    HeaderName::from_static("x-forwarded-tls-client-cert");
+static X_FORWARDED_TLS_CLIENT_CERT_INFO: HeaderName =
+    HeaderName::from_static("x-forwarded-tls-client-cert-info");
 
-/// RFC 9110 hop-by-hop headers, plus the legacy ones proxies drop.
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// Headers only a trusted proxy in front of us may set.
+static FORWARDED_FAMILY: [&HeaderName; 11] = [
+    &X_FORWARDED_FOR,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+    &X_FORWARDED_SERVER,
+    &X_FORWARDED_URI,
+    &X_FORWARDED_METHOD,
+    &X_FORWARDED_PREFIX,
+    &X_FORWARDED_TLS_CLIENT_CERT,
+    &X_FORWARDED_TLS_CLIENT_CERT_INFO,
+    &X_REAL_IP,
 ];
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// RFC 9110 hop-by-hop headers, plus the legacy ones proxies drop.
+static HOP_BY_HOP: [&HeaderName; 9] = [
+    &header::CONNECTION,
+    &header::PROXY_AUTHENTICATE,
+    &header::PROXY_AUTHORIZATION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+];
+
+/// Is `name` one of the forwarded family? A cheap test on the name's text
+/// (most names are standard ones, which do not start with `x-`).
+fn is_forwarded_family(name: &HeaderName) -> bool {
+    let s = name.as_str();
+    s.starts_with("x-") && FORWARDED_FAMILY.iter().any(|f| f.as_str() == s)
+}
+
+/// Is `name` hop-by-hop?
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
 
 /// Who may set forwarded headers on an entrypoint.
 #[derive(Debug, Clone, Default)]
@@ -74,34 +96,60 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<&HeaderValue> {
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+/// Most messages carry one or two of them at most: one pass over the names
+/// present finds them, and only those are removed (each removal hashes).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|s| s.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
+    let mut present: [Option<&'static HeaderName>; 9] = [None; 9];
+    let mut count = 0;
+    let mut connection = false;
+    for name in headers.keys() {
+        if let Some(&hop) = HOP_BY_HOP.iter().find(|h| **h == name) {
+            connection |= *hop == header::CONNECTION;
+            present[count] = Some(hop);
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return;
+    }
+    if connection {
+        // Names listed in Connection, other than its usual tokens.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close")
+                    || token.eq_ignore_ascii_case(b"keep-alive")
+                    || token.eq_ignore_ascii_case(b"upgrade")
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token)
+                    && !is_hop_by_hop(&name)
+                {
+                    named.push(name);
+                }
+            }
+        }
         for name in named {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
+    for name in present.into_iter().flatten() {
         headers.remove(name);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
 }
 
 /// What the forwarded headers describe about the incoming exchange.
 pub struct ForwardedFacts<'a> {
     pub client_ip: IpAddr,
+    /// `client_ip` as a header value, formatted once per connection.
+    pub client_ip_value: &'a HeaderValue,
     /// `http` or `https`.
     pub scheme: &'static str,
     pub websocket: bool,
     /// The Host the client asked for (with port if it gave one).
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
     pub default_port: u16,
     pub server_name: &'a HeaderValue,
 }
@@ -111,58 +159,81 @@ pub struct ForwardedFacts<'a> {
 /// first, so a visitor cannot forge its address or scheme.
 /// `X-Forwarded-For` gets the client appended later, when forwarding.
 pub fn apply_forwarded(headers: &mut HeaderMap, policy: &ForwardedPolicy, facts: &ForwardedFacts) {
-    if !policy.trusts(facts.client_ip) {
+    if !policy.trusts(facts.client_ip) && headers.keys().any(is_forwarded_family) {
         for name in FORWARDED_FAMILY {
-            headers.remove(*name);
+            headers.remove(name);
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    // Room for the headers added below, in one step.
+    headers.reserve(6);
+    if let Entry::Vacant(e) = headers.entry(X_FORWARDED_PROTO.clone()) {
         let proto = match (facts.websocket, facts.scheme) {
             (true, "https") => "wss",
             (true, _) => "ws",
             (false, "https") => "https",
             (false, _) => "http",
         };
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        e.insert(HeaderValue::from_static(proto));
     }
-    if let Some(host) = facts.host {
-        if !headers.contains_key(&X_FORWARDED_HOST)
-            && let Ok(v) = HeaderValue::from_str(host)
-        {
-            headers.insert(X_FORWARDED_HOST.clone(), v);
+    if let Some(host) = facts.host
+        && let Ok(host_str) = host.to_str()
+    {
+        if let Entry::Vacant(e) = headers.entry(X_FORWARDED_HOST.clone()) {
+            e.insert(host.clone());
         }
-        if !headers.contains_key(&X_FORWARDED_PORT) {
-            let port = port_of(host).unwrap_or(facts.default_port);
-            headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+        if let Entry::Vacant(e) = headers.entry(X_FORWARDED_PORT.clone()) {
+            e.insert(match port_of(host_str).unwrap_or(facts.default_port) {
+                80 => HeaderValue::from_static("80"),
+                443 => HeaderValue::from_static("443"),
+                port => HeaderValue::from(port),
+            });
         }
     }
     headers.insert(X_FORWARDED_SERVER.clone(), facts.server_name.clone());
-    if !headers.contains_key(&X_REAL_IP)
-        && let Ok(v) = HeaderValue::from_str(&facts.client_ip.to_string())
-    {
-        headers.insert(X_REAL_IP.clone(), v);
+    if let Entry::Vacant(e) = headers.entry(X_REAL_IP.clone()) {
+        e.insert(facts.client_ip_value.clone());
     }
 }
 
 /// Appends the client to `X-Forwarded-For`, as Go's ReverseProxy does.
-pub fn append_forwarded_for(headers: &mut HeaderMap, client_ip: IpAddr) {
-    let client_ip = client_ip.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {client_ip}"),
-        _ => client_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+/// `client_ip` is the client's address as a header value.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut joined: Vec<u8> = Vec::new();
+    for prior in headers.get_all(&X_FORWARDED_FOR) {
+        if prior.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(prior.as_bytes());
     }
+    let value = if joined.is_empty() {
+        client_ip.clone()
+    } else {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(client_ip.as_bytes());
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
+    };
+    headers.insert(X_FORWARDED_FOR.clone(), value);
+}
+
+/// An address as a header value (`192.0.2.7`, `2001:db8::1`).
+pub fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    // An address formats to ASCII digits, dots, colons and hex letters only.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The explicit port of a `host[:port]` or `[v6]:port` authority.
 pub fn port_of(host: &str) -> Option<u16> {
-    let (_, port) = host.rsplit_once(':')?;
-    if host.starts_with('[') && !host.contains("]:") {
+    let colon = host.bytes().rposition(|b| b == b':')?;
+    if host.starts_with('[') && !host[..colon].ends_with(']') {
         return None;
     }
-    port.parse().ok()
+    host[colon + 1..].parse().ok()
 }
 
 /// The host part of a `host[:port]` authority, without brackets' port.
@@ -171,8 +242,8 @@ pub fn strip_port(host: &str) -> &str {
         // IPv6 literal: keep the brackets' content.
         return rest.split(']').next().unwrap_or(rest);
     }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+    match host.bytes().rposition(|b| b == b':') {
+        Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
         _ => host,
     }
 }
@@ -181,8 +252,9 @@ pub fn strip_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn facts(ip: &str) -> (IpAddr, HeaderValue) {
-        (ip.parse().unwrap(), HeaderValue::from_static("edge-1"))
+    fn facts(ip: &str) -> (IpAddr, HeaderValue, HeaderValue) {
+        let ip: IpAddr = ip.parse().unwrap();
+        (ip, ip_header_value(ip), HeaderValue::from_static("edge-1"))
     }
 
     #[test]
@@ -207,24 +279,86 @@ mod tests {
         h.insert(X_FORWARDED_FOR.clone(), HeaderValue::from_static("6.6.6.6"));
         h.insert(X_REAL_IP.clone(), HeaderValue::from_static("6.6.6.6"));
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-        let (ip, server) = facts("192.0.2.7");
+        let (ip, ip_value, server) = facts("192.0.2.7");
         let f = ForwardedFacts {
             client_ip: ip,
+            client_ip_value: &ip_value,
             scheme: "http",
             websocket: false,
-            host: Some("example.com:8000"),
+            host: Some(&HeaderValue::from_static("example.com:8000")),
             default_port: 80,
             server_name: &server,
         };
         apply_forwarded(&mut h, &ForwardedPolicy::default(), &f);
         assert!(!h.contains_key(&X_FORWARDED_FOR));
-        append_forwarded_for(&mut h, f.client_ip);
+        append_forwarded_for(&mut h, f.client_ip_value);
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_REAL_IP], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "example.com:8000");
         assert_eq!(h[&X_FORWARDED_PORT], "8000");
         assert_eq!(h[&X_FORWARDED_SERVER], "edge-1");
+    }
+
+    #[test]
+    fn untrusted_client_loses_every_forwarded_header() {
+        let mut h = HeaderMap::new();
+        for name in FORWARDED_FAMILY {
+            h.insert(name.clone(), HeaderValue::from_static("forged"));
+        }
+        h.insert("x-forwarded-other", HeaderValue::from_static("kept"));
+        let (ip, ip_value, server) = facts("2001:db8::7");
+        let f = ForwardedFacts {
+            client_ip: ip,
+            client_ip_value: &ip_value,
+            scheme: "https",
+            websocket: true,
+            host: None,
+            default_port: 443,
+            server_name: &server,
+        };
+        apply_forwarded(&mut h, &ForwardedPolicy::default(), &f);
+        for name in FORWARDED_FAMILY {
+            let fresh = h.get(name).is_none_or(|v| v != "forged");
+            assert!(fresh, "{name} was kept");
+        }
+        assert_eq!(h["x-forwarded-other"], "kept");
+        assert_eq!(h[&X_REAL_IP], "2001:db8::7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "wss");
+    }
+
+    #[test]
+    fn forwarded_for_joins_every_prior_value() {
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("203.0.113.9"),
+        );
+        h.append(X_FORWARDED_FOR.clone(), HeaderValue::from_static(""));
+        h.append(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("198.51.100.1"),
+        );
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.2"));
+        let all: Vec<_> = h.get_all(&X_FORWARDED_FOR).iter().collect();
+        assert_eq!(all, ["203.0.113.9, 198.51.100.1, 10.0.0.2"]);
+    }
+
+    #[test]
+    fn messages_without_hop_by_hop_headers_are_untouched() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        let before = h.clone();
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]
@@ -235,21 +369,22 @@ mod tests {
             HeaderValue::from_static("203.0.113.9"),
         );
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-        let (ip, server) = facts("10.0.0.2");
+        let (ip, ip_value, server) = facts("10.0.0.2");
         let policy = ForwardedPolicy {
             insecure: false,
             trusted: vec!["10.0.0.0/8".parse().unwrap()],
         };
         let f = ForwardedFacts {
             client_ip: ip,
+            client_ip_value: &ip_value,
             scheme: "http",
             websocket: false,
-            host: Some("example.com"),
+            host: Some(&HeaderValue::from_static("example.com")),
             default_port: 80,
             server_name: &server,
         };
         apply_forwarded(&mut h, &policy, &f);
-        append_forwarded_for(&mut h, f.client_ip);
+        append_forwarded_for(&mut h, f.client_ip_value);
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.2");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_PORT], "80");

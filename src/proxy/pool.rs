@@ -4,16 +4,20 @@
 //! of the server it talks to, and a reload that keeps a server keeps its
 //! connections. Checking out a connection is separate from sending on it: a
 //! failed connect leaves the request untouched, so it can go to another server.
+//! HTTP/1.1 connections are idle sockets here (`proxy::h1`), with no task of
+//! their own; an HTTP/2 (h2c) connection is shared and runs as a task.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::uri::Authority;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::body::Body;
+use super::h1;
 use super::transport::TransportConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +39,15 @@ pub enum ConnectError {
 }
 
 struct Idle {
-    sender: http1::SendRequest<Body>,
+    conn: Box<h1::Conn>,
     since: Instant,
 }
 
 #[derive(Default)]
 pub struct ServerPool {
-    idle: Mutex<Vec<Idle>>,
+    /// Oldest first; checked out from the back, so the warmest connections
+    /// serve and the oldest expire at the front.
+    idle: Mutex<VecDeque<Idle>>,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
 }
 
@@ -54,7 +60,7 @@ impl std::fmt::Debug for ServerPool {
 
 /// A connection ready to carry one request.
 pub enum Sender {
-    Http1(http1::SendRequest<Body>),
+    Http1(Box<h1::Conn>),
     Http2(http2::SendRequest<Body>),
 }
 
@@ -69,44 +75,35 @@ impl ServerPool {
         if h2c {
             return self.checkout_h2(addr, config).await.map(Sender::Http2);
         }
-        while let Some(mut idle) = self.pop_idle() {
-            if idle.sender.is_closed() || idle.since.elapsed() > config.idle_conn_timeout {
-                continue;
-            }
-            // A connection is returned as soon as its last response ended;
-            // the connection task may need a moment to become ready again.
-            if idle.sender.ready().await.is_ok() {
-                return Ok(Sender::Http1(idle.sender));
+        while let Some(idle) = self.pop_idle(config.idle_conn_timeout) {
+            if idle.conn.is_usable() {
+                return Ok(Sender::Http1(idle.conn));
             }
         }
-        let io = connect(addr, config).await?;
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|source| ConnectError::Handshake {
-                addr: addr.to_string(),
-                source,
-            })?;
-        tokio::spawn(async move {
-            // Errors surface on the request side; nothing to add here.
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(Sender::Http1(sender))
+        let stream = connect(addr, config).await?;
+        Ok(Sender::Http1(h1::Conn::new(stream)))
     }
 
-    fn pop_idle(&self) -> Option<Idle> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    /// The most recently used idle connection that has not expired; drops
+    /// the expired ones.
+    fn pop_idle(&self, timeout: Duration) -> Option<Idle> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        while idle
+            .front()
+            .is_some_and(|i| now.duration_since(i.since) > timeout)
+        {
+            idle.pop_front();
+        }
+        idle.pop_back()
     }
 
     /// Returns a connection whose exchange is complete.
-    pub fn checkin(&self, sender: http1::SendRequest<Body>, max_idle: usize) {
-        if sender.is_closed() {
-            return;
-        }
+    pub fn checkin(&self, conn: Box<h1::Conn>, max_idle: usize) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < max_idle {
-            idle.push(Idle {
-                sender,
+            idle.push_back(Idle {
+                conn,
                 since: Instant::now(),
             });
         }
@@ -130,7 +127,7 @@ impl ServerPool {
         {
             return Ok(sender);
         }
-        let io = connect(addr, config).await?;
+        let io = TokioIo::new(connect(addr, config).await?);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -147,10 +144,7 @@ impl ServerPool {
     }
 }
 
-async fn connect(
-    addr: &Authority,
-    config: &TransportConfig,
-) -> Result<TokioIo<TcpStream>, ConnectError> {
+async fn connect(addr: &Authority, config: &TransportConfig) -> Result<TcpStream, ConnectError> {
     let target = addr.as_str();
     let stream = tokio::time::timeout(config.dial_timeout, TcpStream::connect(target))
         .await
@@ -162,5 +156,5 @@ async fn connect(
             source,
         })?;
     let _ = stream.set_nodelay(true);
-    Ok(TokioIo::new(stream))
+    Ok(stream)
 }

@@ -1,11 +1,18 @@
 //! Entrypoint listeners: accept connections, terminate TLS when the client
 //! starts a handshake, serve HTTP/1.1 and HTTP/2 on each connection, and
 //! drain gracefully on shutdown.
+//!
+//! On plain TCP the protocol is told by peeking at the first bytes (the
+//! HTTP/2 prior-knowledge preface or not), so hyper's HTTP/1 reader starts on
+//! a clean socket: reading the bytes first and replaying them (what the auto
+//! builder does) makes it grow its 8 KiB buffer by copying on every new
+//! connection.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -15,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::handler::{EntrypointInfo, Proxy};
+use super::handler::{Connection, EntrypointInfo, Proxy};
 
 /// Connection-level timeouts of an entrypoint.
 #[derive(Debug, Clone)]
@@ -43,13 +50,22 @@ impl Default for ServerTimeouts {
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// The client preface of HTTP/2 with prior knowledge (h2c).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// Everything a connection task needs, shared by all connections of an entrypoint.
 struct Shared {
+    /// TLS connections: ALPN or the first bytes decide.
     builder: auto::Builder<TokioExecutor>,
+    /// Plain connections, once peeking has told the protocol.
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     ep: Arc<EntrypointInfo>,
     proxy: Arc<Proxy>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    /// Turns true when the entrypoint starts draining.
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Serves one entrypoint until `shutdown` turns true, then drains.
@@ -72,12 +88,25 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(timeouts.idle / 2))
         .keep_alive_timeout(Duration::from_secs(20));
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .keep_alive(true);
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(timeouts.idle / 2))
+        .keep_alive_timeout(Duration::from_secs(20));
     let shared = Arc::new(Shared {
         builder,
+        http1,
+        http2,
         ep: Arc::new(ep),
         proxy,
         tls: tls.map(TlsAcceptor::from),
         handshake_timeout: timeouts.header_read.unwrap_or(Duration::from_secs(60)),
+        shutdown: shutdown.clone(),
     });
     let graceful = GracefulShutdown::new();
 
@@ -124,24 +153,145 @@ async fn handle_connection(
     remote: std::net::SocketAddr,
     watcher: Watcher,
 ) {
-    if let Some(acceptor) = &shared.tls {
-        let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(shared.handshake_timeout, stream.peek(&mut first)).await;
-        if matches!(peeked, Ok(Ok(1))) && first[0] == TLS_HANDSHAKE {
-            let accepted =
-                tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
-            match accepted {
-                Ok(Ok(tls_stream)) => serve_io(shared, tls_stream, remote, true, watcher).await,
-                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+    // The TLS and HTTP/2 paths are boxed: their state (handshake, TLS
+    // session, HTTP/2 connection) would otherwise size every connection's
+    // task, and a task's future is copied whole as it is spawned.
+    let opening = tokio::time::timeout(
+        shared.handshake_timeout,
+        sniff(&stream, shared.tls.is_some()),
+    )
+    .await;
+    match opening {
+        Ok(Ok(Opening::Tls)) => {
+            if let Some(acceptor) = &shared.tls {
+                Box::pin(serve_tls(shared, acceptor, stream, remote, watcher)).await;
             }
-            return;
         }
-        if !matches!(peeked, Ok(Ok(_))) {
-            return;
+        Ok(Ok(Opening::H2)) => serve_plain(shared, stream, remote, true, watcher).await,
+        Ok(Ok(Opening::H1)) => serve_plain(shared, stream, remote, false, watcher).await,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "connection failed before its first request")
         }
+        Err(_) => tracing::debug!(%remote, "no request before the header timeout"),
     }
-    serve_io(shared, stream, remote, false, watcher).await;
+}
+
+/// What a connection opens with.
+#[derive(Debug, PartialEq)]
+enum Opening {
+    Tls,
+    H2,
+    H1,
+}
+
+/// Tells a connection's protocol by peeking at its first bytes (they stay in
+/// the socket): a TLS handshake (when the entrypoint has TLS), the HTTP/2
+/// preface, or else HTTP/1. A client that closes at once is served as
+/// HTTP/1, which ends quietly.
+async fn sniff(stream: &TcpStream, tls: bool) -> std::io::Result<Opening> {
+    let mut first = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut first).await?;
+        if let Some(opening) = opening_of(&first[..n], tls) {
+            return Ok(opening);
+        }
+        // A preface split across segments (rare): peeking again at once would
+        // spin, since the socket stays readable.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The protocol told by a connection's first bytes; `None` while they are
+/// a strict beginning of the HTTP/2 preface.
+fn opening_of(first: &[u8], tls: bool) -> Option<Opening> {
+    match first {
+        [] => Some(Opening::H1),
+        [TLS_HANDSHAKE, ..] if tls => Some(Opening::Tls),
+        _ if first != &H2_PREFACE[..first.len().min(H2_PREFACE.len())] => Some(Opening::H1),
+        _ if first.len() >= H2_PREFACE.len() => Some(Opening::H2),
+        _ => None,
+    }
+}
+
+/// Completes the TLS handshake, then serves the connection.
+async fn serve_tls(
+    shared: &Shared,
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    remote: std::net::SocketAddr,
+    watcher: Watcher,
+) {
+    let accepted = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+    match accepted {
+        Ok(Ok(tls_stream)) => serve_io(shared, tls_stream, remote, true, watcher).await,
+        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+    }
+}
+
+/// Serves a plain TCP connection whose protocol is known.
+async fn serve_plain(
+    shared: &Shared,
+    stream: TcpStream,
+    remote: std::net::SocketAddr,
+    h2: bool,
+    watcher: Watcher,
+) {
+    let service = connection_service(shared.proxy.clone(), shared.ep.clone(), remote, false);
+    let io = TokioIo::new(stream);
+    let ended = if h2 {
+        Box::pin(watcher.watch(shared.http2.serve_connection(io, service))).await
+    } else {
+        // hyper-util's watcher does not take HTTP/1 connections with
+        // upgrades: the same drain by hand, the watcher held until the end so
+        // the entrypoint's shutdown waits for this connection.
+        // Boxed: the connection state is several KiB, and the task's future
+        // would otherwise be copied whole each time it moves (spawn, first poll).
+        let mut conn = Box::pin(shared.http1.serve_connection(io, service).with_upgrades());
+        let mut shutdown = shared.shutdown.clone();
+        let finished = tokio::select! {
+            biased;
+            ended = conn.as_mut() => Some(ended),
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let ended = match finished {
+            Some(ended) => ended,
+            None => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        drop(watcher);
+        ended
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The per-connection request handler.
+fn connection_service(
+    proxy: Arc<Proxy>,
+    ep: Arc<EntrypointInfo>,
+    remote: std::net::SocketAddr,
+    tls: bool,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<super::body::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<hyper::Response<super::body::Body>, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    // One shared handle per connection: a request clones one Arc.
+    let state = Arc::new((proxy, ep, Connection::new(remote, tls)));
+    service_fn(move |req| {
+        let state = state.clone();
+        async move {
+            let (proxy, ep, conn) = &*state;
+            Ok::<_, Infallible>(proxy.handle(ep, conn, req).await)
+        }
+    })
 }
 
 async fn serve_io<I>(
@@ -153,19 +303,30 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let proxy = shared.proxy.clone();
-        let ep = shared.ep.clone();
-        service_fn(move |req| {
-            let proxy = proxy.clone();
-            let ep = ep.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(&ep, remote, tls, req).await) }
-        })
-    };
+    let service = connection_service(shared.proxy.clone(), shared.ep.clone(), remote, tls);
     let conn = shared
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openings_are_told_from_first_bytes() {
+        assert_eq!(opening_of(b"", false), Some(Opening::H1));
+        assert_eq!(opening_of(b"GET / HTTP/1.1", false), Some(Opening::H1));
+        assert_eq!(opening_of(b"POST", true), Some(Opening::H1));
+        assert_eq!(opening_of(b"PRI * HTTP/1.1", false), Some(Opening::H1));
+        assert_eq!(opening_of(b"P", false), None);
+        assert_eq!(opening_of(b"PRI * HTTP/2.0\r\n", false), None);
+        assert_eq!(opening_of(H2_PREFACE, false), Some(Opening::H2));
+        assert_eq!(opening_of(&[TLS_HANDSHAKE, 3, 1], true), Some(Opening::Tls));
+        // Without TLS on the entrypoint, a handshake is just bad HTTP/1.
+        assert_eq!(opening_of(&[TLS_HANDSHAKE, 3, 1], false), Some(Opening::H1));
     }
 }
