@@ -13,8 +13,6 @@
 //!
 //! Before timing, checks that a host lookup allocates nothing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -25,70 +23,38 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use escale::config::file_format::parse_dynamic_file;
 use escale::provider::Snapshot;
 use escale::proxy::transport::TransportConfig;
-use escale::routing::{CompileInput, HostIndex, Route, Target, compile};
+use escale::routing::{CompileInput, HostIndex, Route, Target, compile, ranked};
 use escale::rules::{RequestInfo, RuleSyntax, parse};
 use http::{HeaderMap, HeaderValue, Method};
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations_during, assert_counting};
+
 const SIZES: &[usize] = &[1, 1_000, 10_000, 100_000];
 
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
-
-/// Routes from rules, ranked as the compiler ranks them: priority (the
-/// rule's length by default) descending, then name.
+/// Routes from rules, ranked as the compiler ranks them.
 fn routes(rules: &[String]) -> Vec<Arc<Route>> {
-    let mut routes: Vec<Route> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| {
-            let expr = match parse(rule, RuleSyntax::V3) {
-                Ok(p) => p.expr,
-                Err(e) => panic!("{rule}: {e}"),
-            };
-            Route {
-                name: format!("r{i}").into(),
-                priority: rule.len() as i64,
-                rank: 0,
-                expr,
-                layers: Vec::new(),
-                target: Target::Internal("noop@internal".into()),
-            }
-        })
-        .collect();
-    routes.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
-    routes
-        .into_iter()
-        .enumerate()
-        .map(|(rank, mut r)| {
-            r.rank = rank as u32;
-            Arc::new(r)
-        })
-        .collect()
+    ranked(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let expr = match parse(rule, RuleSyntax::V3) {
+                    Ok(p) => p.expr,
+                    Err(e) => panic!("{rule}: {e}"),
+                };
+                Route {
+                    name: format!("r{i}").into(),
+                    priority: rule.len() as i64,
+                    rank: 0,
+                    expr,
+                    layers: Vec::new(),
+                    target: Target::Internal("noop@internal".into()),
+                }
+            })
+            .collect(),
+    )
 }
 
 fn host_rules(n: usize) -> Vec<String> {
@@ -136,6 +102,7 @@ fn lookup(c: &mut Criterion) {
         let last = format!("h{}.bench.test", n - 1);
         let hit = req.info(&last, "/");
         expect_route(&index, &hit, true);
+        assert_counting();
         let allocations = allocations_during(|| {
             for _ in 0..1000 {
                 black_box(index.find(black_box(&hit)));

@@ -1,14 +1,16 @@
 //! Rule parsing (done once per route table) and matching (done per request). Before timing,
 //! checks that matching Host/Path/PathPrefix/Method rules allocates nothing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use escale::rules::{RequestInfo, RuleSyntax, parse};
 use http::{HeaderMap, HeaderValue, Method};
+
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations_during, assert_counting};
 
 const V3_RULES: &[(&str, &str)] = &[
     ("v3_host", "Host(`app.example.com`)"),
@@ -29,35 +31,6 @@ const V1_RULES: &[(&str, &str)] = &[
         "Host:alderaan;PathPrefixStrip:/ludotm/ludotheque",
     ),
 ];
-
-/// Counts this thread's allocations, so criterion's own threads do not disturb the count.
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
 
 fn parsing(c: &mut Criterion) {
     for (name, rule) in V3_RULES {
@@ -117,6 +90,7 @@ fn matching(c: &mut Criterion) {
             Ok(parsed) => parsed.expr,
             Err(e) => panic!("{e}"),
         };
+        assert_counting();
         let allocations = allocations_during(|| {
             for _ in 0..1000 {
                 black_box(black_box(&expr).matches(black_box(&request)));

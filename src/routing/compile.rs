@@ -233,11 +233,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
     }
 
     // Global order: priority descending, then name for a stable tie-break.
-    routes.sort_by(|(_, _, a), (_, _, b)| {
-        b.priority
-            .cmp(&a.priority)
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    routes.sort_by(|(_, _, a), (_, _, b)| Route::precedence(a, b));
     // Per entrypoint: routes for plain connections and for TLS ones.
     let mut per_entrypoint: HashMap<String, PlainAndTls> = input
         .entrypoints

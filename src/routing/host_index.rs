@@ -241,29 +241,22 @@ mod tests {
     use crate::routing::Target;
     use crate::rules::{RuleSyntax, parse};
 
-    /// Ranked as the compiler ranks them: priority (rule length) descending, then name.
+    /// Routes from rules, ranked as the compiler ranks them.
     fn ranked(rules: &[String]) -> Vec<Arc<Route>> {
-        let mut routes: Vec<Route> = rules
-            .iter()
-            .enumerate()
-            .map(|(i, rule)| Route {
-                name: format!("r{i:04}").into(),
-                priority: rule.len() as i64,
-                rank: 0,
-                expr: parse(rule, RuleSyntax::V3).unwrap().expr,
-                layers: Vec::new(),
-                target: Target::Internal("noop@internal".into()),
-            })
-            .collect();
-        routes.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
-        routes
-            .into_iter()
-            .enumerate()
-            .map(|(rank, mut r)| {
-                r.rank = rank as u32;
-                Arc::new(r)
-            })
-            .collect()
+        crate::routing::ranked(
+            rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| Route {
+                    name: format!("r{i:04}").into(),
+                    priority: rule.len() as i64,
+                    rank: 0,
+                    expr: parse(rule, RuleSyntax::V3).unwrap().expr,
+                    layers: Vec::new(),
+                    target: Target::Internal("noop@internal".into()),
+                })
+                .collect(),
+        )
     }
 
     fn linear<'a>(routes: &'a [Arc<Route>], req: &RequestInfo) -> Option<&'a Arc<Route>> {

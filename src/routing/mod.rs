@@ -40,6 +40,29 @@ pub struct Route {
     pub target: Target,
 }
 
+impl Route {
+    /// The order routes are tried in: priority descending, then name, a
+    /// stable tie-break.
+    pub fn precedence(a: &Route, b: &Route) -> std::cmp::Ordering {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.name.cmp(&b.name))
+    }
+}
+
+/// Routes sorted in precedence order, each numbered with its rank.
+pub fn ranked(mut routes: Vec<Route>) -> Vec<Arc<Route>> {
+    routes.sort_by(Route::precedence);
+    routes
+        .into_iter()
+        .enumerate()
+        .map(|(rank, mut route)| {
+            route.rank = u32::try_from(rank).unwrap_or(u32::MAX);
+            Arc::new(route)
+        })
+        .collect()
+}
+
 /// Where a route sends its requests.
 #[derive(Debug, Clone)]
 pub enum Target {
