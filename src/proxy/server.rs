@@ -4,9 +4,9 @@
 //!
 //! On plain TCP the protocol is told by peeking at the first bytes (the
 //! HTTP/2 prior-knowledge preface or not), so hyper's HTTP/1 reader starts on
-//! a clean socket: reading the bytes first and replaying them (what the auto
-//! builder does) makes it grow its 8 KiB buffer by copying on every new
-//! connection.
+//! a clean socket: reading the bytes first and replaying them (what
+//! hyper-util's auto builder does) makes it grow its 8 KiB buffer by copying
+//! on every new connection. On TLS, ALPN tells.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +15,6 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,9 +54,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Everything a connection task needs, shared by all connections of an entrypoint.
 struct Shared {
-    /// TLS connections: ALPN or the first bytes decide.
-    builder: auto::Builder<TokioExecutor>,
-    /// Plain connections, once peeking has told the protocol.
+    /// The protocol is told by peeking (plain TCP) or by ALPN (TLS).
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     ep: Arc<EntrypointInfo>,
@@ -77,17 +74,6 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(timeouts.idle / 2))
-        .keep_alive_timeout(Duration::from_secs(20));
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -99,7 +85,6 @@ pub async fn serve(
         .keep_alive_interval(Some(timeouts.idle / 2))
         .keep_alive_timeout(Duration::from_secs(20));
     let shared = Arc::new(Shared {
-        builder,
         http1,
         http2,
         ep: Arc::new(ep),
@@ -167,8 +152,8 @@ async fn handle_connection(
                 Box::pin(serve_tls(shared, acceptor, stream, remote, watcher)).await;
             }
         }
-        Ok(Ok(Opening::H2)) => serve_plain(shared, stream, remote, true, watcher).await,
-        Ok(Ok(Opening::H1)) => serve_plain(shared, stream, remote, false, watcher).await,
+        Ok(Ok(Opening::H2)) => serve_http(shared, stream, remote, false, true, watcher).await,
+        Ok(Ok(Opening::H1)) => serve_http(shared, stream, remote, false, false, watcher).await,
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "connection failed before its first request")
         }
@@ -223,22 +208,30 @@ async fn serve_tls(
 ) {
     let accepted = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
     match accepted {
-        Ok(Ok(tls_stream)) => serve_io(shared, tls_stream, remote, true, watcher).await,
+        Ok(Ok(tls_stream)) => {
+            // As Go's server (and so Traefik): HTTP/2 over TLS only when ALPN
+            // chose it.
+            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve_http(shared, tls_stream, remote, true, h2, watcher).await
+        }
         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
     }
 }
 
-/// Serves a plain TCP connection whose protocol is known.
-async fn serve_plain(
+/// Serves a connection whose protocol is known, until it ends.
+async fn serve_http<I>(
     shared: &Shared,
-    stream: TcpStream,
+    io: I,
     remote: std::net::SocketAddr,
+    tls: bool,
     h2: bool,
     watcher: Watcher,
-) {
-    let service = connection_service(shared.proxy.clone(), shared.ep.clone(), remote, false);
-    let io = TokioIo::new(stream);
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = connection_service(shared.proxy.clone(), shared.ep.clone(), remote, tls);
+    let io = TokioIo::new(io);
     let ended = if h2 {
         Box::pin(watcher.watch(shared.http2.serve_connection(io, service))).await
     } else {
@@ -292,24 +285,6 @@ fn connection_service(
             Ok::<_, Infallible>(proxy.handle(ep, conn, req).await)
         }
     })
-}
-
-async fn serve_io<I>(
-    shared: &Shared,
-    io: I,
-    remote: std::net::SocketAddr,
-    tls: bool,
-    watcher: Watcher,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = connection_service(shared.proxy.clone(), shared.ep.clone(), remote, tls);
-    let conn = shared
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
 }
 
 #[cfg(test)]
