@@ -19,6 +19,7 @@ use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Pro
 use crate::proxy::headers::ForwardedPolicy;
 use crate::proxy::observe::{Observer, Observers};
 use crate::proxy::server::{self, ServerTimeouts};
+use crate::proxy::threads;
 use crate::proxy::transport::TransportConfig;
 use crate::routing::{self, CompileInput, RouteTable};
 use crate::tls::{self, CertStore};
@@ -51,6 +52,8 @@ pub struct AppConfig {
     pub internal: DynamicConfig,
     /// API, dashboard, ping and metrics (`…@internal` services).
     pub admin: AdminConfig,
+    /// Threads serving the entrypoints, each with a runtime of its own.
+    pub serving_threads: usize,
 }
 
 impl AppConfig {
@@ -107,6 +110,7 @@ impl AppConfig {
             transport,
             internal: redirections(config),
             admin: admin_config(config),
+            serving_threads: threads::default_count(),
         }
     }
 }
@@ -207,8 +211,8 @@ pub struct Running {
     pub providers: Vec<Arc<ProviderStatus>>,
     pub admin: Option<Arc<Admin>>,
     shutdown: watch::Sender<bool>,
-    /// Entrypoint servers: they end once drained.
-    servers: Vec<tokio::task::JoinHandle<()>>,
+    /// Serving threads: each ends once its connections are drained.
+    servers: Vec<tokio::sync::oneshot::Receiver<()>>,
     /// Providers and the config pipeline: they run until aborted.
     background: Vec<tokio::task::JoinHandle<()>>,
     accept_grace: Duration,
@@ -218,6 +222,8 @@ pub struct Running {
 pub enum StartError {
     #[error(transparent)]
     Tls(tls::TlsError),
+    #[error("cannot start the serving threads: {0}")]
+    Threads(std::io::Error),
     #[error("cannot listen on {address} for entrypoint {name}: {source}")]
     Bind {
         name: String,
@@ -369,37 +375,59 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
         server_name: server_name(),
     });
 
-    let mut servers = Vec::new();
+    let mut listeners = Vec::new();
     let mut addresses = Vec::new();
     let mut accept_grace = Duration::ZERO;
     for spec in &config.entrypoints {
-        let listener =
-            TcpListener::bind(spec.address)
-                .await
-                .map_err(|source| StartError::Bind {
-                    name: spec.name.clone(),
-                    address: spec.address,
-                    source,
-                })?;
+        let bind_error = |source| StartError::Bind {
+            name: spec.name.clone(),
+            address: spec.address,
+            source,
+        };
+        // One socket per entrypoint, accepted on by every serving thread.
+        let listener = std::net::TcpListener::bind(spec.address).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
         let local = listener.local_addr().unwrap_or(spec.address);
         addresses.push((spec.name.clone(), local));
         accept_grace = accept_grace.max(spec.accept_grace);
+        tracing::info!(entrypoint = %spec.name, address = %local, "listening");
         let info = EntrypointInfo {
             name: spec.name.as_str().into(),
             forwarded: spec.forwarded.clone(),
         };
-        tracing::info!(entrypoint = %spec.name, address = %local, "listening");
-        // Every entrypoint can terminate TLS: a connection that starts with
-        // a handshake reaches the TLS routers, as in Traefik.
-        servers.push(tokio::spawn(server::serve(
-            listener,
-            info,
-            spec.timeouts.clone(),
-            proxy.clone(),
-            Some(tls_config.clone()),
-            shutdown_rx.clone(),
-        )));
+        listeners.push((Arc::new(listener), info, spec.timeouts.clone()));
     }
+    let listeners = Arc::new(listeners);
+    let serve = move |_index| {
+        let listeners = listeners.clone();
+        let proxy = proxy.clone();
+        let tls_config = tls_config.clone();
+        let shutdown = shutdown_rx.clone();
+        async move {
+            let mut entrypoints = tokio::task::JoinSet::new();
+            for (listener, info, timeouts) in listeners.iter() {
+                let listener = match listener.try_clone().and_then(TcpListener::from_std) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(entrypoint = %info.name, error = %e, "cannot accept on this thread");
+                        continue;
+                    }
+                };
+                // Every entrypoint can terminate TLS: a connection that
+                // starts with a handshake reaches the TLS routers, as in Traefik.
+                entrypoints.spawn(server::serve(
+                    listener,
+                    info.clone(),
+                    timeouts.clone(),
+                    proxy.clone(),
+                    Some(tls_config.clone()),
+                    shutdown.clone(),
+                ));
+            }
+            while entrypoints.join_next().await.is_some() {}
+        }
+    };
+    let servers = threads::spawn(config.serving_threads, serve).map_err(StartError::Threads)?;
 
     Ok(Running {
         table,
@@ -425,8 +453,8 @@ impl Running {
         }
         let _ = self.shutdown.send(true);
         // Each server bounds its own drain by its grace period.
-        for task in self.servers {
-            let _ = task.await;
+        for finished in self.servers {
+            let _ = finished.await;
         }
         for task in self.background {
             task.abort();

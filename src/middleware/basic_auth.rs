@@ -1,7 +1,8 @@
 //! `basicAuth`: checks `Authorization: Basic` against htpasswd-style users,
 //! answering 401 with a `WWW-Authenticate` challenge as Traefik does.
 //!
-//! bcrypt costs tens of milliseconds by design, so a verified header value
+//! bcrypt costs tens of milliseconds by design, so it runs on a blocking
+//! thread while the request waits (`Flow::Wait`), a verified header value
 //! is remembered (by a salted digest, never the password) and a returning
 //! client skips the hash. Failures are never remembered. An unknown user
 //! still costs one hash check, so that timing does not reveal which users
@@ -9,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
@@ -18,7 +19,7 @@ use http::{HeaderName, HeaderValue, Response, StatusCode, request};
 use sha1::{Digest as _, Sha1};
 
 use super::htpasswd::{Hash, constant_time_eq};
-use super::{Flow, Layer, MiddlewareError, RequestCtx};
+use super::{Deferred, Finish, Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
 use crate::proxy::body::Body;
 
@@ -109,10 +110,29 @@ pub struct BasicAuth {
     users: HashMap<String, Hash>,
     /// Checked for unknown users, so they cost as much as known ones.
     decoy: Hash,
+    /// Shared with the requests waiting for a slow hash.
+    admission: Arc<Admission>,
+}
+
+/// What follows a check: the request let through (and marked) or refused.
+#[derive(Debug)]
+struct Admission {
     challenge: HeaderValue,
     header_field: Option<HeaderName>,
     remove_header: bool,
     cache: CredentialCache,
+}
+
+/// What a check of an `Authorization` value comes to.
+enum Verdict {
+    Pass(String),
+    Fail,
+    /// A slow hash to verify first, for a known user (or the decoy).
+    Slow {
+        hash: Hash,
+        password: Vec<u8>,
+        user: Option<String>,
+    },
 }
 
 /// Traefik's `getLinesFromFile`: trimmed lines, without blanks and comments.
@@ -208,34 +228,60 @@ impl BasicAuth {
             name: name.to_owned(),
             users,
             decoy,
-            challenge,
-            header_field,
-            remove_header: cfg.remove_header,
-            cache: CredentialCache::new(),
+            admission: Arc::new(Admission {
+                challenge,
+                header_field,
+                remove_header: cfg.remove_header,
+                cache: CredentialCache::new(),
+            }),
         })
     }
 
-    /// The user the header authenticates, if any.
-    fn authenticate(&self, header: &[u8]) -> Option<String> {
-        if let Some(user) = self.cache.get(header) {
-            return Some(user);
+    /// Checks an `Authorization` value, at once unless the hash is slow.
+    fn authenticate(&self, header: &[u8]) -> Verdict {
+        if let Some(user) = self.admission.cache.get(header) {
+            return Verdict::Pass(user);
         }
-        let (user, password) = parse_basic(header)?;
+        let Some((user, password)) = parse_basic(header) else {
+            return Verdict::Fail;
+        };
         let known = std::str::from_utf8(&user)
             .ok()
             .and_then(|u| self.users.get_key_value(u));
         let hash = known.map_or(&self.decoy, |(_, h)| h);
-        let ok = if hash.is_slow() {
-            run_blocking(|| hash.verify(&password))
-        } else {
-            hash.verify(&password)
-        };
-        let (user, _) = known?;
-        if !ok {
-            return None;
+        if hash.is_slow() {
+            return Verdict::Slow {
+                hash: hash.clone(),
+                password,
+                user: known.map(|(u, _)| u.clone()),
+            };
         }
-        self.cache.insert(header, user);
-        Some(user.clone())
+        match known {
+            Some((user, _)) if hash.verify(&password) => {
+                self.admission.cache.insert(header, user);
+                Verdict::Pass(user.clone())
+            }
+            _ => Verdict::Fail,
+        }
+    }
+}
+
+impl Admission {
+    /// Lets an authenticated request through, marked as the configuration says.
+    fn admit(&self, req: &mut request::Parts, user: &str) -> Flow {
+        if let Some(field) = &self.header_field {
+            match HeaderValue::from_str(user) {
+                Ok(v) => {
+                    req.headers.insert(field.clone(), v);
+                }
+                // A configured user name no header can carry.
+                Err(_) => return Flow::Respond(self.unauthorized()),
+            }
+        }
+        if self.remove_header {
+            req.headers.remove(AUTHORIZATION);
+        }
+        Flow::Continue
     }
 
     fn unauthorized(&self) -> Response<Body> {
@@ -261,39 +307,38 @@ fn parse_basic(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((decoded, password))
 }
 
-/// Runs a CPU-heavy check without stalling the other tasks of a
-/// multi-threaded runtime's worker.
-fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
-
 impl Layer for BasicAuth {
     fn on_request(&self, req: &mut request::Parts, _ctx: &mut RequestCtx) -> Flow {
-        let user = req
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| self.authenticate(v.as_bytes()));
-        let Some(user) = user else {
-            return Flow::Respond(self.unauthorized());
+        let Some(header) = req.headers.get(AUTHORIZATION) else {
+            return Flow::Respond(self.admission.unauthorized());
         };
-        if let Some(field) = &self.header_field {
-            match HeaderValue::from_str(&user) {
-                Ok(v) => {
-                    req.headers.insert(field.clone(), v);
-                }
-                // A configured user name no header can carry.
-                Err(_) => return Flow::Respond(self.unauthorized()),
+        match self.authenticate(header.as_bytes()) {
+            Verdict::Pass(user) => self.admission.admit(req, &user),
+            Verdict::Fail => Flow::Respond(self.admission.unauthorized()),
+            Verdict::Slow {
+                hash,
+                password,
+                user,
+            } => {
+                let header = header.clone();
+                let admission = self.admission.clone();
+                Flow::Wait(Deferred::new(async move {
+                    // Tens of milliseconds: on a blocking thread, so the
+                    // serving thread goes on with its other connections.
+                    let ok = tokio::task::spawn_blocking(move || hash.verify(&password))
+                        .await
+                        .unwrap_or(false);
+                    let finish: Finish = Box::new(move |req| match user {
+                        Some(user) if ok => {
+                            admission.cache.insert(header.as_bytes(), &user);
+                            admission.admit(req, &user)
+                        }
+                        _ => Flow::Respond(admission.unauthorized()),
+                    });
+                    finish
+                }))
             }
         }
-        if self.remove_header {
-            req.headers.remove(AUTHORIZATION);
-        }
-        Flow::Continue
     }
 }
 
@@ -329,7 +374,14 @@ mod tests {
             req.headers.insert(AUTHORIZATION, a);
         }
         let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
-        let flow = mw.on_request(&mut req, &mut ctx);
+        let mut flow = mw.on_request(&mut req, &mut ctx);
+        if let Flow::Wait(deferred) = flow {
+            flow = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(deferred.resolve(&mut req));
+        }
         (flow, req)
     }
 
@@ -504,16 +556,18 @@ mod tests {
             "bc:$2y$05$ih3C91zUBSTFcAh2mQnZYuob0UOZVEf16wl/ukgjDhjvj.xgM1WwS",
         ]));
         assert!(!passes(&mw, "bc", "wrong"));
-        assert_eq!(mw.cache.len(), 0);
+        assert_eq!(mw.admission.cache.len(), 0);
         assert!(passes(&mw, "bc", "hello3"));
-        assert_eq!(mw.cache.len(), 1);
+        assert_eq!(mw.admission.cache.len(), 1);
         assert!(passes(&mw, "bc", "hello3"));
-        assert_eq!(mw.cache.len(), 1);
+        assert_eq!(mw.admission.cache.len(), 1);
         assert!(!passes(&mw, "bc", "hello4"));
-        assert_eq!(mw.cache.len(), 1);
+        assert_eq!(mw.admission.cache.len(), 1);
         // The cache is consulted before any hash: a (planted) entry is
         // enough to pass, which is what spares returning clients bcrypt.
-        mw.cache.insert(basic("bc", "planted").as_bytes(), "bc");
+        mw.admission
+            .cache
+            .insert(basic("bc", "planted").as_bytes(), "bc");
         assert!(passes(&mw, "bc", "planted"));
     }
 
@@ -529,12 +583,43 @@ mod tests {
         assert_eq!(cache.get(b"Basic never"), None);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn bcrypt_on_a_multi_thread_runtime_does_not_panic() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn bcrypt_waits_without_holding_up_the_thread() {
         let mw = auth(users(&[
             "bc:$2y$05$ih3C91zUBSTFcAh2mQnZYuob0UOZVEf16wl/ukgjDhjvj.xgM1WwS",
         ]));
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        for (user, password, admitted) in [("bc", "hello3", true), ("nobody", "hello3", false)] {
+            let mut req = parts("/");
+            req.headers.insert(AUTHORIZATION, basic(user, password));
+            let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
+            let Flow::Wait(deferred) = mw.on_request(&mut req, &mut ctx) else {
+                panic!("a bcrypt check must not run on the serving thread");
+            };
+            let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+            let flow = deferred.resolve(&mut req).await;
+            assert_eq!(matches!(flow, Flow::Continue), admitted, "{user}");
+            // The thread served its other task while the hash was computed.
+            assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > before);
+        }
+        ticker.abort();
+        // Verified once, then remembered: no more waiting.
         assert!(passes(&mw, "bc", "hello3"));
-        assert!(!passes(&mw, "nobody", "hello3"));
+        let (flow, _) = {
+            let mut req = parts("/");
+            req.headers.insert(AUTHORIZATION, basic("bc", "hello3"));
+            let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), "http");
+            (mw.on_request(&mut req, &mut ctx), req)
+        };
+        assert!(matches!(flow, Flow::Continue));
     }
 }

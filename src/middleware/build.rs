@@ -496,6 +496,8 @@ mod tests {
                         let (mut res, _) = res.into_parts();
                         layer.on_response(&mut res, &ctx);
                     }
+                    // A bcrypt check; basic_auth's own tests resolve those.
+                    Flow::Wait(_) => {}
                 }
                 let mut res = http::Response::builder()
                     .header("vary", http::HeaderValue::from_bytes(b"\xff").unwrap())

@@ -375,6 +375,7 @@ mod tests {
                     tripped = true;
                     break;
                 }
+                Flow::Wait(_) => panic!("a circuit breaker never waits"),
             }
         }
         assert!(tripped);

@@ -159,7 +159,7 @@ mod tests {
         let mut ctx = RequestCtx::new([127, 0, 0, 1].into(), "http");
         match l.on_request(&mut parts("a.test"), &mut ctx) {
             Flow::Respond(r) => assert_eq!(r.status(), 429),
-            Flow::Continue => panic!("third request must be refused"),
+            Flow::Continue | Flow::Wait(_) => panic!("third request must be refused"),
         }
         // Another host has its own count.
         assert!(matches!(

@@ -14,6 +14,7 @@
 use std::any::Any;
 use std::fmt::Debug;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use http::{request, response};
 
@@ -46,6 +47,37 @@ impl RequestCtx {
 pub enum Flow {
     Continue,
     Respond(http::Response<Body>),
+    /// The step needs slow work first (a bcrypt hash): the request waits for
+    /// it without holding up the other connections of its thread.
+    Wait(Deferred),
+}
+
+/// A request step finished after slow work: the work runs, then its
+/// outcome is applied to the request.
+pub struct Deferred(Pin<Box<dyn Future<Output = Finish> + Send>>);
+
+/// Applies a deferred step's outcome to the request.
+pub type Finish = Box<dyn FnOnce(&mut request::Parts) -> Flow + Send>;
+
+impl Deferred {
+    pub fn new(work: impl Future<Output = Finish> + Send + 'static) -> Self {
+        Deferred(Box::pin(work))
+    }
+
+    /// Waits for the work, then applies its outcome (until a step does not wait).
+    pub async fn resolve(self, req: &mut request::Parts) -> Flow {
+        let mut flow = (self.0.await)(req);
+        while let Flow::Wait(next) = flow {
+            flow = (next.0.await)(req);
+        }
+        flow
+    }
+}
+
+impl Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 pub trait Layer: Send + Sync + Debug {

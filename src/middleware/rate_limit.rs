@@ -362,7 +362,9 @@ mod tests {
                 assert!((59..=60).contains(&retry_after), "{retry_after}");
                 assert!(r.headers()["x-retry-in"].to_str().unwrap().ends_with('s'));
             }
-            Flow::Continue => panic!("second request within the minute must be refused"),
+            Flow::Continue | Flow::Wait(_) => {
+                panic!("second request within the minute must be refused")
+            }
         }
         let mut other = RequestCtx::new([10, 0, 0, 2].into(), "http");
         assert!(matches!(

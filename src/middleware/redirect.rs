@@ -314,6 +314,7 @@ mod tests {
         let mut ctx = RequestCtx::new(Ipv4Addr::LOCALHOST.into(), scheme);
         match layer.on_request(&mut req, &mut ctx) {
             Flow::Continue => (200, None),
+            Flow::Wait(_) => panic!("a redirect never waits"),
             Flow::Respond(res) => (
                 res.status().as_u16(),
                 res.headers()

@@ -107,6 +107,7 @@ pub(crate) mod tests {
         let status = match layer.on_request(&mut req, &mut ctx) {
             Flow::Continue => 200,
             Flow::Respond(res) => res.status().as_u16(),
+            Flow::Wait(_) => panic!("a request head layer never waits"),
         };
         (status, req)
     }

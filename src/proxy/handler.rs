@@ -156,7 +156,11 @@ impl Proxy {
                 let mut ctx = RequestCtx::new(client_ip, scheme);
                 let mut early: Option<(usize, Response<Body>)> = None;
                 for (i, layer) in route.layers.iter().enumerate() {
-                    if let Flow::Respond(res) = layer.on_request(&mut parts, &mut ctx) {
+                    let mut flow = layer.on_request(&mut parts, &mut ctx);
+                    if let Flow::Wait(deferred) = flow {
+                        flow = deferred.resolve(&mut parts).await;
+                    }
+                    if let Flow::Respond(res) = flow {
                         early = Some((i, res));
                         break;
                     }

@@ -10,4 +10,5 @@ pub mod headers;
 pub mod observe;
 pub mod pool;
 pub mod server;
+pub mod threads;
 pub mod transport;

@@ -5,10 +5,13 @@
 //! connections. Checking out a connection is separate from sending on it: a
 //! failed connect leaves the request untouched, so it can go to another server.
 //! HTTP/1.1 connections are idle sockets here (`proxy::h1`), with no task of
-//! their own; an HTTP/2 (h2c) connection is shared and runs as a task.
+//! their own, kept in one list per serving thread (`proxy::threads`): a
+//! socket is registered with the runtime that opened it, so it serves
+//! requests of that thread only. An HTTP/2 (h2c) connection is shared and
+//! runs as a task.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
@@ -18,6 +21,7 @@ use tokio::net::TcpStream;
 
 use super::body::Body;
 use super::h1;
+use super::threads;
 use super::transport::TransportConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +47,26 @@ struct Idle {
     since: Instant,
 }
 
+/// Idle HTTP/1.1 connections, oldest first; checked out from the back, so
+/// the warmest connections serve and the oldest expire at the front.
+type IdleList = Mutex<VecDeque<Idle>>;
+
 #[derive(Default)]
 pub struct ServerPool {
-    /// Oldest first; checked out from the back, so the warmest connections
-    /// serve and the oldest expire at the front.
-    idle: Mutex<VecDeque<Idle>>,
+    /// One list per serving thread (see [`threads::slot`]), made on first
+    /// use: most servers of a large configuration never get a request.
+    idle: OnceLock<Box<[IdleList]>>,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
 }
 
 impl std::fmt::Debug for ServerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        let idle: usize = self.idle.get().map_or(0, |lists| {
+            lists
+                .iter()
+                .map(|l| l.lock().map(|v| v.len()).unwrap_or(0))
+                .sum()
+        });
         write!(f, "ServerPool {{ idle: {idle} }}")
     }
 }
@@ -84,10 +97,18 @@ impl ServerPool {
         Ok(Sender::Http1(h1::Conn::new(stream)))
     }
 
+    /// This thread's idle list.
+    fn idle_here(&self) -> &IdleList {
+        let lists = self
+            .idle
+            .get_or_init(|| (0..threads::slots()).map(|_| Mutex::default()).collect());
+        &lists[threads::slot().min(lists.len() - 1)]
+    }
+
     /// The most recently used idle connection that has not expired; drops
     /// the expired ones.
     fn pop_idle(&self, timeout: Duration) -> Option<Idle> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle_here().lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         while idle
             .front()
@@ -98,10 +119,12 @@ impl ServerPool {
         idle.pop_back()
     }
 
-    /// Returns a connection whose exchange is complete.
+    /// Returns a connection whose exchange is complete. `max_idle` bounds
+    /// the server's idle connections, shared evenly by the serving threads.
     pub fn checkin(&self, conn: Box<h1::Conn>, max_idle: usize) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < max_idle {
+        let per_thread = max_idle.div_ceil(threads::slots().saturating_sub(1).max(1));
+        let mut idle = self.idle_here().lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < per_thread {
             idle.push_back(Idle {
                 conn,
                 since: Instant::now(),
@@ -111,7 +134,9 @@ impl ServerPool {
 
     /// Drops every idle connection (the server left the pool).
     pub fn clear(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for list in self.idle.get().into_iter().flatten() {
+            list.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
         *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
