@@ -110,7 +110,7 @@ impl AppConfig {
             transport,
             internal: redirections(config),
             admin: admin_config(config),
-            serving_threads: threads::default_count(),
+            serving_threads: threads::count(),
         }
     }
 }

@@ -102,7 +102,7 @@ impl ServerPool {
         let lists = self
             .idle
             .get_or_init(|| (0..threads::slots()).map(|_| Mutex::default()).collect());
-        &lists[threads::slot().min(lists.len() - 1)]
+        &lists[threads::slot()]
     }
 
     /// The most recently used idle connection that has not expired; drops
@@ -122,7 +122,7 @@ impl ServerPool {
     /// Returns a connection whose exchange is complete. `max_idle` bounds
     /// the server's idle connections, shared evenly by the serving threads.
     pub fn checkin(&self, conn: Box<h1::Conn>, max_idle: usize) {
-        let per_thread = max_idle.div_ceil(threads::slots().saturating_sub(1).max(1));
+        let per_thread = max_idle.div_ceil(threads::count());
         let mut idle = self.idle_here().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < per_thread {
             idle.push_back(Idle {
@@ -182,4 +182,71 @@ async fn connect(addr: &Authority, config: &TransportConfig) -> Result<TcpStream
         })?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn checkout_h1(pool: &ServerPool, addr: &Authority) -> Box<h1::Conn> {
+        match pool
+            .checkout(addr, false, &TransportConfig::default())
+            .await
+        {
+            Ok(Sender::Http1(conn)) => conn,
+            Ok(Sender::Http2(_)) => panic!("asked for HTTP/1.1"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    async fn settles_at(accepted: &AtomicUsize, expected: usize) -> bool {
+        for _ in 0..200 {
+            if accepted.load(Ordering::SeqCst) == expected {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn each_serving_thread_reuses_only_its_own_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let acceptor = tokio::spawn({
+            let accepted = accepted.clone();
+            async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    held.push(socket);
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let pool = ServerPool::default();
+
+        let first = checkout_h1(&pool, &addr).await;
+        assert!(settles_at(&accepted, 1).await);
+        pool.checkin(first, 10);
+
+        // Serving thread 1 does not get the connection opened elsewhere: its
+        // socket belongs to another thread's runtime.
+        threads::pretend_serving(1);
+        let own = checkout_h1(&pool, &addr).await;
+        assert!(settles_at(&accepted, 2).await, "a new connection");
+        pool.checkin(own, 10);
+        let again = checkout_h1(&pool, &addr).await;
+        pool.checkin(again, 10);
+
+        threads::pretend_serving(0);
+        let back = checkout_h1(&pool, &addr).await;
+        pool.checkin(back, 10);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "both reused their own");
+        assert_eq!(format!("{pool:?}"), "ServerPool { idle: 2 }");
+        acceptor.abort();
+    }
 }

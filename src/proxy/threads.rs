@@ -12,12 +12,9 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use tokio::sync::oneshot;
-
-/// How many serving threads this process runs (0 until they start).
-static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// 1-based index of the serving thread this is; 0 on any other thread.
@@ -25,32 +22,33 @@ thread_local! {
 }
 
 /// How many serving threads to run: one per core this process may use
-/// (its CPU affinity and cgroup quota count).
-pub fn default_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// (its CPU affinity and cgroup quota count). Fixed for the process.
+pub fn count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Slots for per-thread state: one per serving thread, plus slot 0 for
-/// every other thread (tests, health checks, the main runtime).
+/// Slots for per-thread state: one per serving thread, plus slot 0 shared
+/// by every other thread (the main runtime, tests).
 pub fn slots() -> usize {
-    THREADS.load(Ordering::Relaxed) + 1
+    count() + 1
 }
 
-/// This thread's slot (see [`slots`]).
+/// This thread's slot (see [`slots`]); a serving thread beyond [`count`]
+/// shares the last one.
 pub fn slot() -> usize {
-    INDEX.with(Cell::get)
+    INDEX.with(Cell::get).min(count())
 }
 
 /// Starts `count` serving threads. Each builds a single-threaded runtime and
-/// runs what `serve(index)` returns until it completes; the receivers resolve
-/// as each thread's runtime has finished.
+/// runs what `serve(index)` returns (index 1 to `count`) until it completes;
+/// the receivers resolve as each thread's runtime has finished.
 pub fn spawn<F, Fut>(count: usize, serve: F) -> std::io::Result<Vec<oneshot::Receiver<()>>>
 where
     F: Fn(usize) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let count = count.max(1);
-    THREADS.store(count, Ordering::Relaxed);
     let mut done = Vec::with_capacity(count);
     for index in 1..=count {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -69,4 +67,44 @@ where
         done.push(finished_rx);
     }
     Ok(done)
+}
+
+/// Makes this thread count as serving thread `index` (tests of per-thread state).
+#[cfg(test)]
+pub fn pretend_serving(index: usize) {
+    INDEX.with(|i| i.set(index));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_serving_thread_runs_its_own_single_threaded_runtime() {
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let finished = spawn(2, move |index| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let flavor = tokio::runtime::Handle::current().runtime_flavor();
+                let thread = std::thread::current().id();
+                seen_tx
+                    .send((index, INDEX.with(Cell::get), flavor, thread))
+                    .unwrap();
+            }
+        })
+        .unwrap();
+        let mut seen: Vec<_> = seen.iter().take(2).collect();
+        seen.sort_by_key(|s| s.0);
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2]);
+        for (index, slot, flavor, _) in &seen {
+            assert_eq!(index, slot);
+            assert_eq!(*flavor, tokio::runtime::RuntimeFlavor::CurrentThread);
+        }
+        assert_ne!(seen[0].3, seen[1].3, "two threads");
+        assert_ne!(seen[0].3, std::thread::current().id());
+        for f in finished {
+            f.blocking_recv().expect("the thread reports its end");
+        }
+        assert_eq!(slot(), 0, "other threads share slot 0");
+    }
 }
