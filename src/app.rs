@@ -395,18 +395,25 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
             name: spec.name.as_str().into(),
             forwarded: spec.forwarded.clone(),
         };
-        listeners.push((Arc::new(listener), info, spec.timeouts.clone()));
+        listeners.push((listener, info, spec.timeouts.clone()));
     }
-    let listeners = Arc::new(listeners);
-    let serve = move |_index| {
-        let listeners = listeners.clone();
+    // Each serving thread accepts on its own descriptor of every listener,
+    // and closes it as it starts draining: the port refuses new connections
+    // once every thread has stopped accepting.
+    let mut jobs = Vec::new();
+    for _ in 0..config.serving_threads.max(1) {
+        let mut own = Vec::new();
+        for (listener, info, timeouts) in &listeners {
+            let copy = listener.try_clone().map_err(StartError::Threads)?;
+            own.push((copy, info.clone(), timeouts.clone()));
+        }
         let proxy = proxy.clone();
         let tls_config = tls_config.clone();
         let shutdown = shutdown_rx.clone();
-        async move {
+        jobs.push(move || async move {
             let mut entrypoints = tokio::task::JoinSet::new();
-            for (listener, info, timeouts) in listeners.iter() {
-                let listener = match listener.try_clone().and_then(TcpListener::from_std) {
+            for (listener, info, timeouts) in own {
+                let listener = match TcpListener::from_std(listener) {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::error!(entrypoint = %info.name, error = %e, "cannot accept on this thread");
@@ -417,17 +424,18 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
                 // starts with a handshake reaches the TLS routers, as in Traefik.
                 entrypoints.spawn(server::serve(
                     listener,
-                    info.clone(),
-                    timeouts.clone(),
+                    info,
+                    timeouts,
                     proxy.clone(),
                     Some(tls_config.clone()),
                     shutdown.clone(),
                 ));
             }
             while entrypoints.join_next().await.is_some() {}
-        }
-    };
-    let servers = threads::spawn(config.serving_threads, serve).map_err(StartError::Threads)?;
+        });
+    }
+    drop(listeners);
+    let servers = threads::spawn(jobs).map_err(StartError::Threads)?;
 
     Ok(Running {
         table,

@@ -40,27 +40,26 @@ pub fn slot() -> usize {
     INDEX.with(Cell::get).min(count())
 }
 
-/// Starts `count` serving threads. Each builds a single-threaded runtime and
-/// runs what `serve(index)` returns (index 1 to `count`) until it completes;
-/// the receivers resolve as each thread's runtime has finished.
-pub fn spawn<F, Fut>(count: usize, serve: F) -> std::io::Result<Vec<oneshot::Receiver<()>>>
+/// Starts one serving thread per job. Each builds a single-threaded runtime
+/// and runs its job's future (job `i` runs as serving thread `i + 1`) until
+/// it completes; the receivers resolve as each thread's runtime has finished.
+pub fn spawn<J, Fut>(jobs: Vec<J>) -> std::io::Result<Vec<oneshot::Receiver<()>>>
 where
-    F: Fn(usize) -> Fut + Send + Clone + 'static,
+    J: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let count = count.max(1);
-    let mut done = Vec::with_capacity(count);
-    for index in 1..=count {
+    let mut done = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        let index = i + 1;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (finished, finished_rx) = oneshot::channel();
-        let serve = serve.clone();
         std::thread::Builder::new()
             .name(format!("escale-serve-{index}"))
             .spawn(move || {
                 INDEX.with(|i| i.set(index));
-                runtime.block_on(serve(index));
+                runtime.block_on(job());
                 drop(runtime);
                 let _ = finished.send(());
             })?;
@@ -82,17 +81,19 @@ mod tests {
     #[test]
     fn each_serving_thread_runs_its_own_single_threaded_runtime() {
         let (seen_tx, seen) = std::sync::mpsc::channel();
-        let finished = spawn(2, move |index| {
-            let seen_tx = seen_tx.clone();
-            async move {
-                let flavor = tokio::runtime::Handle::current().runtime_flavor();
-                let thread = std::thread::current().id();
-                seen_tx
-                    .send((index, INDEX.with(Cell::get), flavor, thread))
-                    .unwrap();
-            }
-        })
-        .unwrap();
+        let jobs = (1..=2)
+            .map(|index| {
+                let seen_tx = seen_tx.clone();
+                move || async move {
+                    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+                    let thread = std::thread::current().id();
+                    seen_tx
+                        .send((index, INDEX.with(Cell::get), flavor, thread))
+                        .unwrap();
+                }
+            })
+            .collect();
+        let finished = spawn(jobs).unwrap();
         let mut seen: Vec<_> = seen.iter().take(2).collect();
         seen.sort_by_key(|s| s.0);
         assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2]);
