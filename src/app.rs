@@ -379,14 +379,15 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
     let mut addresses = Vec::new();
     let mut accept_grace = Duration::ZERO;
     for spec in &config.entrypoints {
-        let bind_error = |source| StartError::Bind {
-            name: spec.name.clone(),
-            address: spec.address,
-            source,
-        };
-        // One socket per entrypoint, accepted on by every serving thread.
-        let listener = std::net::TcpListener::bind(spec.address).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
+        // Bound here, then handed to the serving threads.
+        let listener = TcpListener::bind(spec.address)
+            .await
+            .and_then(TcpListener::into_std)
+            .map_err(|source| StartError::Bind {
+                name: spec.name.clone(),
+                address: spec.address,
+                source,
+            })?;
         let local = listener.local_addr().unwrap_or(spec.address);
         addresses.push((spec.name.clone(), local));
         accept_grace = accept_grace.max(spec.accept_grace);
@@ -397,19 +398,48 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
         };
         listeners.push((listener, info, spec.timeouts.clone()));
     }
-    // Each serving thread accepts on its own descriptor of every listener,
-    // and closes it as it starts draining: the port refuses new connections
-    // once every thread has stopped accepting.
+    let servers = serve_on_threads(
+        config.serving_threads,
+        listeners,
+        &proxy,
+        &tls_config,
+        &shutdown_rx,
+    )
+    .map_err(StartError::Threads)?;
+
+    Ok(Running {
+        table,
+        draining,
+        addresses,
+        providers,
+        admin,
+        shutdown: shutdown_tx,
+        servers,
+        background,
+        accept_grace,
+    })
+}
+
+/// An entrypoint's listening socket and what its connections need.
+type Listener = (std::net::TcpListener, EntrypointInfo, ServerTimeouts);
+
+/// Starts the serving threads (`proxy::threads`). Each accepts on its own
+/// descriptor of every listener and closes it as it starts draining, so the
+/// port refuses new connections once every thread has stopped accepting.
+fn serve_on_threads(
+    count: usize,
+    listeners: Vec<Listener>,
+    proxy: &Arc<Proxy>,
+    tls_config: &Arc<rustls::ServerConfig>,
+    shutdown: &watch::Receiver<bool>,
+) -> std::io::Result<Vec<tokio::sync::oneshot::Receiver<()>>> {
     let mut jobs = Vec::new();
-    for _ in 0..config.serving_threads.max(1) {
-        let mut own = Vec::new();
-        for (listener, info, timeouts) in &listeners {
-            let copy = listener.try_clone().map_err(StartError::Threads)?;
-            own.push((copy, info.clone(), timeouts.clone()));
-        }
-        let proxy = proxy.clone();
-        let tls_config = tls_config.clone();
-        let shutdown = shutdown_rx.clone();
+    for _ in 0..count.max(1) {
+        let own = listeners
+            .iter()
+            .map(|(l, info, timeouts)| Ok((l.try_clone()?, info.clone(), timeouts.clone())))
+            .collect::<std::io::Result<Vec<Listener>>>()?;
+        let (proxy, tls_config, shutdown) = (proxy.clone(), tls_config.clone(), shutdown.clone());
         jobs.push(move || async move {
             let mut entrypoints = tokio::task::JoinSet::new();
             for (listener, info, timeouts) in own {
@@ -434,20 +464,9 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
             while entrypoints.join_next().await.is_some() {}
         });
     }
+    // Only the threads' descriptors stay open.
     drop(listeners);
-    let servers = threads::spawn(jobs).map_err(StartError::Threads)?;
-
-    Ok(Running {
-        table,
-        draining,
-        addresses,
-        providers,
-        admin,
-        shutdown: shutdown_tx,
-        servers,
-        background,
-        accept_grace,
-    })
+    threads::spawn(jobs)
 }
 
 impl Running {
