@@ -120,13 +120,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!(entrypoint = %shared.ep.name, "stopped accepting; draining in-flight requests");
+    // Every serving thread drains its own connections and says so.
+    let thread = super::threads::slot();
+    tracing::info!(entrypoint = %shared.ep.name, thread, "stopped accepting; draining in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => {
-            tracing::info!(entrypoint = %shared.ep.name, "all connections drained");
+            tracing::info!(entrypoint = %shared.ep.name, thread, "all connections drained");
         }
         _ = tokio::time::sleep(timeouts.grace) => {
-            tracing::warn!(entrypoint = %shared.ep.name, grace = ?timeouts.grace, "grace period over; closing remaining connections");
+            tracing::warn!(entrypoint = %shared.ep.name, thread, grace = ?timeouts.grace, "grace period over; closing remaining connections");
         }
     }
 }
