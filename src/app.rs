@@ -52,8 +52,6 @@ pub struct AppConfig {
     pub internal: DynamicConfig,
     /// API, dashboard, ping and metrics (`…@internal` services).
     pub admin: AdminConfig,
-    /// Threads serving the entrypoints, each with a runtime of its own.
-    pub serving_threads: usize,
 }
 
 impl AppConfig {
@@ -110,7 +108,6 @@ impl AppConfig {
             transport,
             internal: redirections(config),
             admin: admin_config(config),
-            serving_threads: threads::count(),
         }
     }
 }
@@ -398,14 +395,8 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
         };
         listeners.push((listener, info, spec.timeouts.clone()));
     }
-    let servers = serve_on_threads(
-        config.serving_threads,
-        listeners,
-        &proxy,
-        &tls_config,
-        &shutdown_rx,
-    )
-    .map_err(StartError::Threads)?;
+    let servers = serve_on_threads(listeners, &proxy, &tls_config, &shutdown_rx)
+        .map_err(StartError::Threads)?;
 
     Ok(Running {
         table,
@@ -427,14 +418,14 @@ type Listener = (std::net::TcpListener, EntrypointInfo, ServerTimeouts);
 /// descriptor of every listener and closes it as it starts draining, so the
 /// port refuses new connections once every thread has stopped accepting.
 fn serve_on_threads(
-    count: usize,
     listeners: Vec<Listener>,
     proxy: &Arc<Proxy>,
     tls_config: &Arc<rustls::ServerConfig>,
     shutdown: &watch::Receiver<bool>,
 ) -> std::io::Result<Vec<tokio::sync::oneshot::Receiver<()>>> {
     let mut jobs = Vec::new();
-    for _ in 0..count.max(1) {
+    // As many as the backend pools keep idle lists for (`threads::count`).
+    for _ in 0..threads::count() {
         let own = listeners
             .iter()
             .map(|(l, info, timeouts)| Ok((l.try_clone()?, info.clone(), timeouts.clone())))
