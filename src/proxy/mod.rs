@@ -9,6 +9,7 @@ pub mod handler;
 pub mod headers;
 pub mod observe;
 pub mod pool;
+pub mod prefixed;
 pub mod server;
 pub mod threads;
 pub mod transport;

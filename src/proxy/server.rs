@@ -2,26 +2,29 @@
 //! starts a handshake, serve HTTP/1.1 and HTTP/2 on each connection, and
 //! drain gracefully on shutdown.
 //!
-//! On plain TCP the protocol is told by peeking at the first bytes (the
-//! HTTP/2 prior-knowledge preface or not), so hyper's HTTP/1 reader starts on
-//! a clean socket: reading the bytes first and replaying them (what
-//! hyper-util's auto builder does) makes it grow its 8 KiB buffer by copying
-//! on every new connection. On TLS, ALPN tells.
+//! On plain TCP the protocol is told by the first bytes (the HTTP/2
+//! prior-knowledge preface or not); on TLS, ALPN tells. The first read is
+//! large enough for a whole request head (or a ClientHello), and its bytes are
+//! handed to hyper before the socket (`Prefixed`), so the parser seldom needs
+//! a second read and its buffer does not grow.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::handler::{Connection, EntrypointInfo, Proxy};
+use super::prefixed::Prefixed;
 
 /// Connection-level timeouts of an entrypoint.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Everything a connection task needs, shared by all connections of an entrypoint.
 struct Shared {
-    /// The protocol is told by peeking (plain TCP) or by ALPN (TLS).
+    /// The protocol is told by the first bytes (plain TCP) or by ALPN (TLS).
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     ep: Arc<EntrypointInfo>,
@@ -109,6 +112,8 @@ pub async fn serve(
                 continue;
             }
         };
+        // Elsewhere, accepted sockets inherit it from the listener (`app::listen`).
+        #[cfg(not(target_os = "linux"))]
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let watcher = graceful.watcher();
@@ -136,7 +141,7 @@ pub async fn serve(
 /// Sniffs TLS, then serves the connection until it ends.
 async fn handle_connection(
     shared: &Shared,
-    stream: TcpStream,
+    mut stream: TcpStream,
     remote: std::net::SocketAddr,
     watcher: Watcher,
 ) {
@@ -145,17 +150,20 @@ async fn handle_connection(
     // task, and a task's future is copied whole as it is spawned.
     let opening = tokio::time::timeout(
         shared.handshake_timeout,
-        sniff(&stream, shared.tls.is_some()),
+        sniff(&mut stream, shared.tls.is_some()),
     )
     .await;
     match opening {
-        Ok(Ok(Opening::Tls)) => {
+        Ok(Ok((Opening::Tls, first))) => {
             if let Some(acceptor) = &shared.tls {
-                Box::pin(serve_tls(shared, acceptor, stream, remote, watcher)).await;
+                let io = Prefixed::new(first, stream);
+                Box::pin(serve_tls(shared, acceptor, io, remote, watcher)).await;
             }
         }
-        Ok(Ok(Opening::H2)) => serve_http(shared, stream, remote, false, true, watcher).await,
-        Ok(Ok(Opening::H1)) => serve_http(shared, stream, remote, false, false, watcher).await,
+        Ok(Ok((opening, first))) => {
+            let io = Prefixed::new(first, stream);
+            serve_http(shared, io, remote, false, opening == Opening::H2, watcher).await
+        }
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "connection failed before its first request")
         }
@@ -171,30 +179,55 @@ enum Opening {
     H1,
 }
 
-/// Tells a connection's protocol by peeking at its first bytes (they stay in
-/// the socket): a TLS handshake (when the entrypoint has TLS), the HTTP/2
-/// preface, or else HTTP/1. A client that closes at once is served as
-/// HTTP/1, which ends quietly.
-async fn sniff(stream: &TcpStream, tls: bool) -> std::io::Result<Opening> {
-    let mut first = [0u8; 24];
+/// How much the first read of a connection takes: room for a usual request
+/// head, or a ClientHello with post-quantum key shares.
+const FIRST_READ: usize = 4096;
+
+thread_local! {
+    /// Where a serving thread reads connections' first bytes: each
+    /// connection keeps only what came, in an allocation of its size.
+    static FIRST_READ_BUFFER: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; FIRST_READ].into_boxed_slice());
+}
+
+/// Tells a connection's protocol by reading its first bytes, returned for
+/// the server to read again: a TLS handshake (when the entrypoint has TLS),
+/// the HTTP/2 preface, or else HTTP/1. A client that closes at once is
+/// served as HTTP/1, which ends quietly.
+async fn sniff(stream: &mut TcpStream, tls: bool) -> std::io::Result<(Opening, Vec<u8>)> {
+    let mut first = Vec::new();
     loop {
-        let n = stream.peek(&mut first).await?;
-        if let Some(opening) = opening_of(&first[..n], tls) {
-            return Ok(opening);
+        // Reads again only while the bytes are a strict beginning of the
+        // HTTP/2 preface (split across segments: rare).
+        let n = std::future::poll_fn(|cx| {
+            FIRST_READ_BUFFER.with_borrow_mut(|buffer| {
+                // `poll_read`, unlike `try_read`, notes a short read as the
+                // socket drained, so hyper's next read waits instead of
+                // failing with EAGAIN.
+                let mut read = ReadBuf::new(buffer);
+                ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+                first.extend_from_slice(read.filled());
+                Poll::Ready(Ok::<_, std::io::Error>(read.filled().len()))
+            })
+        })
+        .await?;
+        if n == 0 {
+            return Ok((Opening::H1, first));
         }
-        // A preface split across segments (rare): peeking again at once would
-        // spin, since the socket stays readable.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        if let Some(opening) = opening_of(&first, tls) {
+            return Ok((opening, first));
+        }
     }
 }
 
 /// The protocol told by a connection's first bytes; `None` while they are
 /// a strict beginning of the HTTP/2 preface.
 fn opening_of(first: &[u8], tls: bool) -> Option<Opening> {
+    let compared = first.len().min(H2_PREFACE.len());
     match first {
         [] => Some(Opening::H1),
         [TLS_HANDSHAKE, ..] if tls => Some(Opening::Tls),
-        _ if first != &H2_PREFACE[..first.len().min(H2_PREFACE.len())] => Some(Opening::H1),
+        _ if first[..compared] != H2_PREFACE[..compared] => Some(Opening::H1),
         _ if first.len() >= H2_PREFACE.len() => Some(Opening::H2),
         _ => None,
     }
@@ -204,7 +237,7 @@ fn opening_of(first: &[u8], tls: bool) -> Option<Opening> {
 async fn serve_tls(
     shared: &Shared,
     acceptor: &TlsAcceptor,
-    stream: TcpStream,
+    stream: Prefixed<TcpStream>,
     remote: std::net::SocketAddr,
     watcher: Watcher,
 ) {
@@ -302,6 +335,13 @@ mod tests {
         assert_eq!(opening_of(b"P", false), None);
         assert_eq!(opening_of(b"PRI * HTTP/2.0\r\n", false), None);
         assert_eq!(opening_of(H2_PREFACE, false), Some(Opening::H2));
+        // A read takes what came after the preface too.
+        let preface_and_settings = [&H2_PREFACE[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0]].concat();
+        assert_eq!(opening_of(&preface_and_settings, false), Some(Opening::H2));
+        assert_eq!(
+            opening_of(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", false),
+            Some(Opening::H1)
+        );
         assert_eq!(opening_of(&[TLS_HANDSHAKE, 3, 1], true), Some(Opening::Tls));
         // Without TLS on the entrypoint, a handshake is just bad HTTP/1.
         assert_eq!(opening_of(&[TLS_HANDSHAKE, 3, 1], false), Some(Opening::H1));
