@@ -39,29 +39,29 @@ static FORWARDED_FAMILY: [&HeaderName; 11] = [
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// RFC 9110 hop-by-hop headers, plus the legacy ones proxies drop.
-static HOP_BY_HOP: [&HeaderName; 9] = [
-    &header::CONNECTION,
-    &header::PROXY_AUTHENTICATE,
-    &header::PROXY_AUTHORIZATION,
-    &header::TE,
-    &header::TRAILER,
-    &header::TRANSFER_ENCODING,
-    &header::UPGRADE,
-    &KEEP_ALIVE,
-    &PROXY_CONNECTION,
-];
+/// The RFC 9110 hop-by-hop header (or a legacy one proxies drop) that `name`
+/// is, if any. One match on the name's text: every response and request
+/// runs each of its names through it.
+fn hop_by_hop(name: &HeaderName) -> Option<&'static HeaderName> {
+    Some(match name.as_str() {
+        "connection" => &header::CONNECTION,
+        "proxy-authenticate" => &header::PROXY_AUTHENTICATE,
+        "proxy-authorization" => &header::PROXY_AUTHORIZATION,
+        "te" => &header::TE,
+        "trailer" => &header::TRAILER,
+        "transfer-encoding" => &header::TRANSFER_ENCODING,
+        "upgrade" => &header::UPGRADE,
+        "keep-alive" => &KEEP_ALIVE,
+        "proxy-connection" => &PROXY_CONNECTION,
+        _ => return None,
+    })
+}
 
 /// Is `name` one of the forwarded family? A cheap test on the name's text
 /// (most names are standard ones, which do not start with `x-`).
 fn is_forwarded_family(name: &HeaderName) -> bool {
     let s = name.as_str();
     s.starts_with("x-") && FORWARDED_FAMILY.iter().any(|f| f.as_str() == s)
-}
-
-/// Is `name` hop-by-hop?
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name)
 }
 
 /// Who may set forwarded headers on an entrypoint.
@@ -103,7 +103,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let mut count = 0;
     let mut connection = false;
     for name in headers.keys() {
-        if let Some(&hop) = HOP_BY_HOP.iter().find(|h| **h == name) {
+        if let Some(hop) = hop_by_hop(name) {
             connection |= *hop == header::CONNECTION;
             present[count] = Some(hop);
             count += 1;
@@ -125,7 +125,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
                     continue;
                 }
                 if let Ok(name) = HeaderName::from_bytes(token)
-                    && !is_hop_by_hop(&name)
+                    && hop_by_hop(&name).is_none()
                 {
                     named.push(name);
                 }
@@ -303,6 +303,28 @@ mod tests {
     fn facts(ip: &str) -> (IpAddr, HeaderValue, HeaderValue) {
         let ip: IpAddr = ip.parse().unwrap();
         (ip, ip_header_value(ip), HeaderValue::from_static("edge-1"))
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_is_removed() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "keep-alive",
+            "proxy-connection",
+        ] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+        }
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        h.insert(header::TRAILER, HeaderValue::from_static("x"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]
