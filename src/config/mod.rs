@@ -7,3 +7,4 @@ pub mod file_format;
 pub mod static_config;
 pub mod traefik_keys;
 pub mod tree;
+pub mod yaml;

@@ -354,55 +354,7 @@ impl Node {
 
     /// Parses a YAML document (anchors and `<<` merge keys are resolved).
     pub fn from_yaml(text: &str) -> Result<Node, SyntaxError> {
-        let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let mut message = e.to_string();
-            // serde_yaml repeats the position we report separately.
-            if let Some(at) = message.find(" at line ") {
-                message.truncate(at);
-            }
-            SyntaxError {
-                line,
-                column,
-                message,
-            }
-        })?;
-        value.apply_merge().map_err(|e| SyntaxError {
-            line: 1,
-            column: 1,
-            message: e.to_string(),
-        })?;
-        Ok(Node::from_yaml_value(value))
-    }
-
-    fn from_yaml_value(v: serde_yaml::Value) -> Node {
-        use serde_yaml::Value as Y;
-        match v {
-            Y::Null => Node::Null,
-            Y::Bool(b) => Node::Bool(b),
-            Y::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    Node::Int(i)
-                } else if n.is_u64() {
-                    Node::Str(n.to_string())
-                } else {
-                    Node::Float(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
-            Y::String(s) => Node::Str(s),
-            Y::Sequence(items) => {
-                Node::List(items.into_iter().map(Node::from_yaml_value).collect())
-            }
-            Y::Mapping(m) => Node::Map(
-                m.into_iter()
-                    .map(|(k, v)| (yaml_key(k), Node::from_yaml_value(v)))
-                    .collect(),
-            ),
-            Y::Tagged(t) => Node::from_yaml_value(t.value),
-        }
+        super::yaml::parse(text)
     }
 
     /// The child at `keys` (exact key spelling, `[n]` for list items).
@@ -547,19 +499,6 @@ impl Node {
             Node::Null => "nothing".to_string(),
             Node::Flag => "a flag without value".to_string(),
         }
-    }
-}
-
-fn yaml_key(k: serde_yaml::Value) -> String {
-    match k {
-        serde_yaml::Value::String(s) => s,
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Null => "null".to_string(),
-        other => serde_yaml::to_string(&other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
     }
 }
 
