@@ -628,7 +628,27 @@ impl Apply {
         }
         health.sync(&compiled);
         drop(previous);
+        release_freed_memory(generation);
     }
+}
+
+/// Gives the kernel back the free pages malloc keeps after a parse and a
+/// compile: their peak is several times what stays (at 10k routes, idle RSS
+/// 40 MiB without this, 31 with it). Runs after the new table serves.
+fn release_freed_memory(generation: u64) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let started = Instant::now();
+        // SAFETY: malloc_trim only walks glibc's own arenas, under their locks.
+        unsafe { libc::malloc_trim(0) };
+        tracing::debug!(
+            generation,
+            trim_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "freed memory returned"
+        );
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = generation;
 }
 
 fn server_name() -> HeaderValue {
