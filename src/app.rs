@@ -377,12 +377,12 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
     let mut accept_grace = Duration::ZERO;
     for spec in &config.entrypoints {
         // Bound here, then handed to the serving threads.
-        let listener = listen(spec.address).map_err(|source| StartError::Bind {
+        let group = listen(spec.address, threads::count()).map_err(|source| StartError::Bind {
             name: spec.name.clone(),
             address: spec.address,
             source,
         })?;
-        let local = listener.local_addr().unwrap_or(spec.address);
+        let local = group[0].local_addr().unwrap_or(spec.address);
         addresses.push((spec.name.clone(), local));
         accept_grace = accept_grace.max(spec.accept_grace);
         tracing::info!(entrypoint = %spec.name, address = %local, "listening");
@@ -390,7 +390,7 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
             name: spec.name.as_str().into(),
             forwarded: spec.forwarded.clone(),
         };
-        listeners.push((listener, info, spec.timeouts.clone()));
+        listeners.push((group, info, spec.timeouts.clone()));
     }
     let servers = serve_on_threads(listeners, &proxy, &tls_config, &shutdown_rx)
         .map_err(StartError::Threads)?;
@@ -408,29 +408,64 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
     })
 }
 
-/// Binds an entrypoint's listening socket. Accepted connections inherit
-/// TCP_NODELAY from it on Linux, which saves a syscall per connection.
-fn listen(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// Binds an entrypoint: one listening socket per serving thread. On Linux
+/// they form one `SO_REUSEPORT` group, so the kernel spreads new connections
+/// evenly over the threads and wakes only the one it chose. (With one shared
+/// socket every thread woke for each connection, and the first awake took
+/// what was queued: now and then one thread held all 64 keep-alive
+/// connections of a benchmark while the other idled.)
+fn listen(address: SocketAddr, threads: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    #[cfg(target_os = "linux")]
+    {
+        // Another process already listening here must still be an error,
+        // even one that would let us join its group.
+        if address.port() != 0 {
+            drop(bind(address, false)?);
+        }
+        let first = bind(address, true)?;
+        // With port 0 the first socket chose the port the others join.
+        let bound = first.local_addr()?;
+        let mut group = vec![first.listen(LISTEN_BACKLOG)?.into_std()?];
+        for _ in 1..threads {
+            group.push(bind(bound, true)?.listen(LISTEN_BACKLOG)?.into_std()?);
+        }
+        Ok(group)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let listener = bind(address, false)?.listen(LISTEN_BACKLOG)?.into_std()?;
+        (0..threads).map(|_| listener.try_clone()).collect()
+    }
+}
+
+/// A TCP socket bound to `address`, not yet listening. Accepted connections
+/// inherit TCP_NODELAY from it on Linux, which saves a syscall per connection.
+fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpSocket> {
     let socket = match address {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     // Restarting escale must not wait for the old connections' TIME_WAIT.
     socket.set_reuseaddr(true)?;
+    #[cfg(target_os = "linux")]
+    socket.set_reuseport(reuse_port)?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = reuse_port;
     socket.set_nodelay(true)?;
     socket.bind(address)?;
-    socket.listen(LISTEN_BACKLOG)?.into_std()
+    Ok(socket)
 }
 
 /// Connections the kernel may queue before escale accepts them (capped by
 /// `net.core.somaxconn`).
 const LISTEN_BACKLOG: u32 = 1024;
 
-/// An entrypoint's listening socket and what its connections need.
-type Listener = (std::net::TcpListener, EntrypointInfo, ServerTimeouts);
+/// An entrypoint's listening sockets (one per serving thread) and what its
+/// connections need.
+type Listener = (Vec<std::net::TcpListener>, EntrypointInfo, ServerTimeouts);
 
 /// Starts the serving threads (`proxy::threads`). Each accepts on its own
-/// descriptor of every listener and closes it as it starts draining, so the
+/// socket of every entrypoint and closes it as it starts draining, so the
 /// port refuses new connections once every thread has stopped accepting.
 fn serve_on_threads(
     listeners: Vec<Listener>,
@@ -438,13 +473,16 @@ fn serve_on_threads(
     tls_config: &Arc<rustls::ServerConfig>,
     shutdown: &watch::Receiver<bool>,
 ) -> std::io::Result<Vec<tokio::sync::oneshot::Receiver<()>>> {
+    // As many as the backend pools keep idle lists for (`threads::count`),
+    // and as each entrypoint has sockets.
+    let mut per_thread: Vec<Vec<_>> = (0..threads::count()).map(|_| Vec::new()).collect();
+    for (group, info, timeouts) in listeners {
+        for (own, socket) in per_thread.iter_mut().zip(group) {
+            own.push((socket, info.clone(), timeouts.clone()));
+        }
+    }
     let mut jobs = Vec::new();
-    // As many as the backend pools keep idle lists for (`threads::count`).
-    for _ in 0..threads::count() {
-        let own = listeners
-            .iter()
-            .map(|(l, info, timeouts)| Ok((l.try_clone()?, info.clone(), timeouts.clone())))
-            .collect::<std::io::Result<Vec<Listener>>>()?;
+    for own in per_thread {
         let (proxy, tls_config, shutdown) = (proxy.clone(), tls_config.clone(), shutdown.clone());
         jobs.push(move || async move {
             let mut entrypoints = tokio::task::JoinSet::new();
@@ -470,8 +508,6 @@ fn serve_on_threads(
             while entrypoints.join_next().await.is_some() {}
         });
     }
-    // Only the threads' descriptors stay open.
-    drop(listeners);
     threads::spawn(jobs)
 }
 
@@ -688,21 +724,61 @@ pub async fn termination_signal() {
 mod tests {
     use super::*;
 
+    fn on_runtime<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
     #[cfg(target_os = "linux")]
     fn accepted_connections_have_nodelay_without_asking() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let listener =
-                TcpListener::from_std(listen("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
+        on_runtime(async {
+            let group = listen("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+            let listener = TcpListener::from_std(group.into_iter().next().unwrap()).unwrap();
             let address = listener.local_addr().unwrap();
             let _client = tokio::net::TcpStream::connect(address).await.unwrap();
             let (accepted, _) = listener.accept().await.unwrap();
             // What the accept loop relies on to skip setting it (Linux).
             assert!(accepted.nodelay().unwrap());
+        });
+    }
+
+    #[test]
+    fn new_connections_are_spread_over_the_threads_sockets() {
+        on_runtime(async {
+            let group = listen("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+            let address = group[0].local_addr().unwrap();
+            assert_eq!(group[1].local_addr().unwrap(), address);
+            let mut clients = Vec::new();
+            for _ in 0..64 {
+                clients.push(tokio::net::TcpStream::connect(address).await.unwrap());
+            }
+            // Each socket accepts what the kernel queued on it. All 64 on one
+            // socket would be a 1 in 2^63 draw for an even hash.
+            let mut accepted = [0, 0];
+            for (count, socket) in accepted.iter_mut().zip(&group) {
+                socket.set_nonblocking(true).unwrap();
+                while socket.accept().is_ok() {
+                    *count += 1;
+                }
+            }
+            assert_eq!(accepted[0] + accepted[1], 64, "{accepted:?}");
+            if cfg!(target_os = "linux") {
+                assert!(accepted.iter().all(|&n| n > 0), "{accepted:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_port_in_use_is_an_error_even_for_a_reuse_port_group() {
+        on_runtime(async {
+            let group = listen("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+            let address = group[0].local_addr().unwrap();
+            let again = listen(address, 2).unwrap_err();
+            assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse, "{again}");
         });
     }
 }
