@@ -69,6 +69,37 @@ impl<K: Hash + Eq + Clone, V> CowMap<K, V> {
         v
     }
 
+    /// As `get_or_insert`, but inserts only if `allowed()`, asked under the
+    /// writer lock (so a concurrent `retain` sees the insert or prevents it).
+    fn get_or_insert_if<Q>(
+        &self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+        allowed: impl FnOnce() -> bool,
+    ) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(v) = self.map.load().get(key) {
+            return Some(v.clone());
+        }
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.map.load_full();
+        if let Some(v) = current.get(key) {
+            return Some(v.clone());
+        }
+        if !allowed() {
+            return None;
+        }
+        let mut next = HashMap::clone(&current);
+        let v = Arc::new(make());
+        next.insert(owned(), v.clone());
+        self.map.store(Arc::new(next));
+        Some(v)
+    }
+
     fn retain(&self, keep: impl Fn(&K) -> bool) {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.map.load_full();
@@ -170,6 +201,9 @@ struct Store {
     reloads: AtomicU64,
     last_reload_success: AtomicU64,
     compile: Series,
+    /// The table of the last reload: a request routed by an older one that
+    /// ends after the reload must not bring back the series it removed.
+    live: arc_swap::ArcSwapOption<RouteTable>,
 }
 
 const COMPILE_BOUNDS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 2.5];
@@ -202,6 +236,7 @@ impl Metrics {
                 reloads: AtomicU64::new(0),
                 last_reload_success: AtomicU64::new(0),
                 compile: Series::new(COMPILE_BOUNDS.len()),
+                live: arc_swap::ArcSwapOption::empty(),
             })
         });
         Metrics {
@@ -242,12 +277,17 @@ impl Metrics {
             observe(&set);
         }
         if let Some(service) = ex.service {
-            if store.config.add_services_labels {
-                let s = store.services.get_or_insert(
+            let live = |has: fn(&RouteTable, &str) -> bool, name: &str| {
+                store.live.load().as_ref().is_none_or(|t| has(t, name))
+            };
+            if store.config.add_services_labels
+                && let Some(s) = store.services.get_or_insert_if(
                     service,
                     || service.into(),
                     ServiceSeries::default,
-                );
+                    || live(|t, n| t.service_views.contains_key(n), service),
+                )
+            {
                 observe(&s.requests);
                 if ex.retries > 0 {
                     s.retries
@@ -256,11 +296,13 @@ impl Metrics {
             }
             if store.config.add_routers_labels
                 && let Some(router) = ex.router
+                && let Some(by_service) = store.routers.get_or_insert_if(
+                    router,
+                    || router.into(),
+                    CowMap::default,
+                    || live(|t, n| t.routers.contains_key(n), router),
+                )
             {
-                let by_service =
-                    store
-                        .routers
-                        .get_or_insert(router, || router.into(), CowMap::default);
                 let set = by_service.get_or_insert(service, || service.into(), SeriesSet::default);
                 observe(&set);
             }
@@ -280,7 +322,7 @@ impl Metrics {
 
     /// Counts a reload and forgets series of routers and services that are
     /// gone, as Traefik does.
-    pub fn reloaded(&self, table: &RouteTable, compile_time: Duration) {
+    pub fn reloaded(&self, table: &Arc<RouteTable>, compile_time: Duration) {
         let Some(store) = &self.store else { return };
         store.reloads.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now()
@@ -289,6 +331,8 @@ impl Metrics {
             .unwrap_or(0);
         store.last_reload_success.store(now, Ordering::Relaxed);
         store.compile.observe(COMPILE_BOUNDS, compile_time);
+        // Before the removals below: see `get_or_insert_if`.
+        store.live.store(Some(table.clone()));
         store
             .services
             .retain(|s| table.service_views.contains_key(&**s));
