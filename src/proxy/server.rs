@@ -112,7 +112,7 @@ pub async fn serve(
                 continue;
             }
         };
-        // Elsewhere, accepted sockets inherit it from the listener (`app::listen`).
+        // On Linux accepted sockets inherit it from the listener (`app::bind`).
         #[cfg(not(target_os = "linux"))]
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
