@@ -8,19 +8,20 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpSocket;
 use tokio::sync::watch;
 
 use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
 use crate::config::dynamic::{DynamicConfig, Middleware, RedirectScheme, Router};
 use crate::config::static_config::{RedirectTarget, StaticConfig};
 use crate::provider::{Hub, ProviderStatus, file, swarm};
+use crate::proxy::accept::Acceptor;
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
 use crate::proxy::headers::ForwardedPolicy;
 use crate::proxy::observe::{Observer, Observers};
 use crate::proxy::server::{self, ServerTimeouts};
-use crate::proxy::threads;
 use crate::proxy::transport::TransportConfig;
+use crate::proxy::{spread, threads};
 use crate::routing::{self, CompileInput, RouteTable};
 use crate::tls::{self, CertStore};
 
@@ -477,8 +478,9 @@ fn serve_on_threads(
     // and as each entrypoint has sockets.
     let mut per_thread: Vec<Vec<_>> = (0..threads::count()).map(|_| Vec::new()).collect();
     for (group, info, timeouts) in listeners {
-        for (own, socket) in per_thread.iter_mut().zip(group) {
-            own.push((socket, info.clone(), timeouts.clone()));
+        let seats = spread::seats(group.len());
+        for (own, (socket, seat)) in per_thread.iter_mut().zip(group.into_iter().zip(seats)) {
+            own.push((socket, seat, info.clone(), timeouts.clone()));
         }
     }
     let mut jobs = Vec::new();
@@ -486,8 +488,8 @@ fn serve_on_threads(
         let (proxy, tls_config, shutdown) = (proxy.clone(), tls_config.clone(), shutdown.clone());
         jobs.push(move || async move {
             let mut entrypoints = tokio::task::JoinSet::new();
-            for (listener, info, timeouts) in own {
-                let listener = match TcpListener::from_std(listener) {
+            for (listener, seat, info, timeouts) in own {
+                let listener = match Acceptor::new(listener) {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::error!(entrypoint = %info.name, error = %e, "cannot accept on this thread");
@@ -498,6 +500,7 @@ fn serve_on_threads(
                 // starts with a handshake reaches the TLS routers, as in Traefik.
                 entrypoints.spawn(server::serve(
                     listener,
+                    seat,
                     info,
                     timeouts,
                     proxy.clone(),
@@ -737,7 +740,8 @@ mod tests {
     fn accepted_connections_have_nodelay_without_asking() {
         on_runtime(async {
             let group = listen("127.0.0.1:0".parse().unwrap(), 1).unwrap();
-            let listener = TcpListener::from_std(group.into_iter().next().unwrap()).unwrap();
+            let listener =
+                tokio::net::TcpListener::from_std(group.into_iter().next().unwrap()).unwrap();
             let address = listener.local_addr().unwrap();
             let _client = tokio::net::TcpStream::connect(address).await.unwrap();
             let (accepted, _) = listener.accept().await.unwrap();

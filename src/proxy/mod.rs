@@ -1,5 +1,6 @@
 //! The proxy: entrypoint listeners, request handling, forwarding to backends.
 
+pub mod accept;
 pub mod access_log;
 pub mod body;
 pub mod error;
@@ -11,5 +12,6 @@ pub mod observe;
 pub mod pool;
 pub mod prefixed;
 pub mod server;
+pub mod spread;
 pub mod threads;
 pub mod transport;

@@ -19,12 +19,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::accept::Acceptor;
 use super::handler::{Connection, EntrypointInfo, Proxy};
 use super::prefixed::Prefixed;
+use super::spread::Seat;
 
 /// Connection-level timeouts of an entrypoint.
 #[derive(Debug, Clone)]
@@ -68,9 +70,12 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Serves one entrypoint until `shutdown` turns true, then drains.
+/// Serves one entrypoint until `shutdown` turns true, then drains: the
+/// connections this thread accepts on `listener`, or that other serving
+/// threads of the entrypoint hand to its `seat`.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Acceptor,
+    mut seat: Seat,
     ep: EntrypointInfo,
     timeouts: ServerTimeouts,
     proxy: Arc<Proxy>,
@@ -99,12 +104,15 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
 
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let placed = tokio::select! {
+            accepted = listener.accept() => accepted.map(|(stream, remote)| seat.place(stream, remote)),
+            Some(handed) = seat.handed() => Ok(Some(handed)),
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
+        let (stream, remote, tenancy) = match placed {
+            Ok(Some(placed)) => placed,
+            // Handed to a less busy thread.
+            Ok(None) => continue,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!(entrypoint = %shared.ep.name, error = %e, "accept failed");
@@ -122,9 +130,12 @@ pub async fn serve(
             observer.connection_opened(&shared.ep.name);
             handle_connection(&shared, stream, remote, watcher).await;
             observer.connection_closed(&shared.ep.name);
+            drop(tenancy);
         });
     }
     drop(listener);
+    // Other threads serve what they accept from now on.
+    drop(seat);
     // Every serving thread drains its own connections and says so.
     let thread = super::threads::slot();
     tracing::info!(entrypoint = %shared.ep.name, thread, "stopped accepting; draining in-flight requests");
