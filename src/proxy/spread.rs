@@ -85,13 +85,8 @@ impl Seat {
     /// Places a connection this thread accepted: `Some` to serve it here,
     /// `None` when it went to a less busy thread.
     pub fn place(&self, stream: std::net::TcpStream, remote: SocketAddr) -> Option<Placed> {
-        let live: Vec<usize> = self
-            .spread
-            .live
-            .iter()
-            .map(|n| n.load(Ordering::Relaxed))
-            .collect();
-        let target = destination(&live, self.thread);
+        let live = self.spread.live.iter().map(|n| n.load(Ordering::Relaxed));
+        let target = destination(live, self.thread);
         if target == self.thread {
             return self.serve_here(stream, remote);
         }
@@ -140,12 +135,17 @@ impl Seat {
 /// live connections: the least busy one when `me` serves more than it by a
 /// margin; else `me`. The margin (two, and an eighth) keeps short-lived
 /// connections, whose counts come and go, from being moved back and forth.
-fn destination(live: &[usize], me: usize) -> usize {
-    let Some((least, &fewest)) = live.iter().enumerate().min_by_key(|(_, n)| **n) else {
-        return me;
-    };
-    let margin = 2 + fewest / 8;
-    if live[me] > fewest + margin {
+fn destination(live: impl Iterator<Item = usize>, me: usize) -> usize {
+    let (mut mine, mut least, mut fewest) = (0, me, usize::MAX);
+    for (thread, n) in live.enumerate() {
+        if thread == me {
+            mine = n;
+        }
+        if n < fewest {
+            (least, fewest) = (thread, n);
+        }
+    }
+    if fewest != usize::MAX && mine > fewest + 2 + fewest / 8 {
         least
     } else {
         me
@@ -158,17 +158,17 @@ mod tests {
 
     #[test]
     fn a_thread_keeps_a_connection_unless_clearly_busier() {
-        assert_eq!(destination(&[0], 0), 0);
-        assert_eq!(destination(&[0, 0], 1), 1);
-        assert_eq!(destination(&[2, 0], 0), 0);
-        assert_eq!(destination(&[3, 0], 0), 1);
-        assert_eq!(destination(&[0, 3], 1), 0);
+        assert_eq!(destination([0].into_iter(), 0), 0);
+        assert_eq!(destination([0, 0].into_iter(), 1), 1);
+        assert_eq!(destination([2, 0].into_iter(), 0), 0);
+        assert_eq!(destination([3, 0].into_iter(), 0), 1);
+        assert_eq!(destination([0, 3].into_iter(), 1), 0);
         // An eighth of the least busy thread's count is tolerated too.
-        assert_eq!(destination(&[37, 32], 0), 0);
-        assert_eq!(destination(&[39, 32], 0), 1);
+        assert_eq!(destination([37, 32].into_iter(), 0), 0);
+        assert_eq!(destination([39, 32].into_iter(), 0), 1);
         // The least busy of several.
-        assert_eq!(destination(&[9, 5, 2, 4], 0), 2);
-        assert_eq!(destination(&[9, 5, 2, 4], 3), 3);
+        assert_eq!(destination([9, 5, 2, 4].into_iter(), 0), 2);
+        assert_eq!(destination([9, 5, 2, 4].into_iter(), 3), 3);
     }
 
     /// A connection accepted by `listener`, and its client end (kept open).
