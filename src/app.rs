@@ -411,7 +411,8 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
 
 /// Binds an entrypoint: one listening socket per serving thread. On Linux
 /// they form one `SO_REUSEPORT` group, so the kernel spreads new connections
-/// evenly over the threads and wakes only the one it chose. (With one shared
+/// over the threads by a hash of their addresses (`proxy::spread` evens out
+/// what the hash leaves uneven) and wakes only the one it chose. (With one shared
 /// socket every thread woke for each connection, and the first awake took
 /// what was queued: now and then one thread held all 64 keep-alive
 /// connections of a benchmark while the other idled.)

@@ -83,7 +83,7 @@ impl Spread {
 
 impl Seat {
     /// Places a connection this thread accepted: `Some` to serve it here,
-    /// `None` when it went to a less busy thread.
+    /// `None` when it went to a less busy thread (or could not be registered).
     pub fn place(&self, stream: std::net::TcpStream, remote: SocketAddr) -> Option<Placed> {
         let live = self.spread.live.iter().map(|n| n.load(Ordering::Relaxed));
         let target = destination(live, self.thread);
