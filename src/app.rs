@@ -70,16 +70,11 @@ impl AppConfig {
                     trusted: ep.forwarded_headers.trusted_ips.clone(),
                 },
                 timeouts: ServerTimeouts {
-                    // hyper bounds header reading and idle keep-alive waits
-                    // with one timer: the stricter of the two applies.
-                    header_read: match (
-                        ep.timeouts.read_header.or(ep.timeouts.read),
-                        ep.timeouts.idle,
-                    ) {
-                        (Some(r), Some(i)) => Some(r.min(i)),
-                        (r, i) => r.or(i),
-                    },
-                    idle: ep.timeouts.idle.unwrap_or(Duration::from_secs(180)),
+                    // As Go's server: the header limit is `readTimeout` unless
+                    // `readHeaderTimeout` is set, and the idle limit falls back
+                    // to `readTimeout` when `idleTimeout` is 0.
+                    header_read: ep.timeouts.read_header.or(ep.timeouts.read),
+                    idle: ep.timeouts.idle.or(ep.timeouts.read),
                     grace: ep.life_cycle.grace,
                 },
                 accept_grace: ep.life_cycle.request_accept_grace,

@@ -574,7 +574,7 @@ fn entrypoint(e: &EntrypointInfo) -> Value {
             "lifeCycle": { "graceTimeOut": go_duration(e.timeouts.grace) },
             "respondingTimeouts": {
                 "readTimeout": e.timeouts.header_read.map_or_else(|| "0s".to_string(), go_duration),
-                "idleTimeout": go_duration(e.timeouts.idle),
+                "idleTimeout": e.timeouts.idle.map_or_else(|| "0s".to_string(), go_duration),
             },
         },
         "forwardedHeaders": forwarded,

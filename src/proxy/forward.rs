@@ -25,6 +25,7 @@ use http::{Method, Request, Response, StatusCode, Version, request};
 use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use smallvec::SmallVec;
 use tokio::io::AsyncWriteExt;
 
 use super::body::{Body, ExchangeGuard, Upstream};
@@ -206,7 +207,8 @@ pub async fn forward(
     };
 
     // Servers already attempted, by address (raw pointers are not Send).
-    let mut tried: Vec<usize> = Vec::new();
+    // Inline: most requests try one server, and this spares an allocation.
+    let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     let mut retries: u32 = 0;
     let mut policy_used: u32 = 0;
     let mut may_repeat = false;

@@ -15,3 +15,4 @@ pub mod server;
 pub mod spread;
 pub mod threads;
 pub mod transport;
+pub mod watchdog;

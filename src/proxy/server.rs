@@ -24,19 +24,23 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::accept::Acceptor;
+use super::body::Body;
 use super::handler::{Connection, EntrypointInfo, Proxy};
 use super::prefixed::Prefixed;
 use super::spread::Seat;
+use super::watchdog::{self, Activity, Answering, Limits, Phase, Watched};
 
 /// Connection-level timeouts of an entrypoint.
 #[derive(Debug, Clone)]
 pub struct ServerTimeouts {
-    /// Time allowed to receive a request's headers, idle keep-alive time
-    /// included (Traefik's `readTimeout` bounds the whole request; escale
-    /// bounds the headers so bodies can stream). `None`: no limit.
+    /// Time allowed to receive a request's headers once they have begun, and
+    /// a new connection's first request (Traefik's `readTimeout` bounds the
+    /// whole request; escale bounds the headers so bodies can stream).
+    /// `None`: no limit.
     pub header_read: Option<Duration>,
     /// How long a keep-alive connection may wait for its next request.
-    pub idle: Duration,
+    /// `None`: no limit.
+    pub idle: Option<Duration>,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub grace: Duration,
 }
@@ -45,7 +49,7 @@ impl Default for ServerTimeouts {
     fn default() -> Self {
         ServerTimeouts {
             header_read: Some(Duration::from_secs(60)),
-            idle: Duration::from_secs(180),
+            idle: Some(Duration::from_secs(180)),
             grace: Duration::from_secs(10),
         }
     }
@@ -65,6 +69,8 @@ struct Shared {
     ep: Arc<EntrypointInfo>,
     proxy: Arc<Proxy>,
     tls: Option<TlsAcceptor>,
+    /// Idle and header-read limits of HTTP/1 connections.
+    limits: Limits,
     handshake_timeout: Duration,
     /// Turns true when the entrypoint starts draining.
     shutdown: watch::Receiver<bool>,
@@ -83,14 +89,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut http1 = http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read)
-        .keep_alive(true);
+    // `proxy::watchdog` bounds idle waits and header reads, without a timer
+    // per request.
+    http1.header_read_timeout(None).keep_alive(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(timeouts.idle / 2))
+        .keep_alive_interval(Some(timeouts.idle.unwrap_or(Duration::from_secs(180)) / 2))
         .keep_alive_timeout(Duration::from_secs(20));
     let shared = Arc::new(Shared {
         http1,
@@ -98,6 +103,10 @@ pub async fn serve(
         ep: Arc::new(ep),
         proxy,
         tls: tls.map(TlsAcceptor::from),
+        limits: Limits {
+            idle: timeouts.idle,
+            head: timeouts.header_read,
+        },
         handshake_timeout: timeouts.header_read.unwrap_or(Duration::from_secs(60)),
         shutdown: shutdown.clone(),
     });
@@ -276,11 +285,21 @@ async fn serve_http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = connection_service(shared.proxy.clone(), shared.ep.clone(), remote, tls);
-    let io = TokioIo::new(io);
     let ended = if h2 {
-        Box::pin(watcher.watch(shared.http2.serve_connection(io, service))).await
+        let service =
+            connection_service(shared.proxy.clone(), shared.ep.clone(), remote, tls, None);
+        Box::pin(watcher.watch(shared.http2.serve_connection(TokioIo::new(io), service))).await
     } else {
+        // A new connection begins with its first request's head.
+        let activity = Activity::new(Phase::Head);
+        let service = connection_service(
+            shared.proxy.clone(),
+            shared.ep.clone(),
+            remote,
+            tls,
+            Some(activity.clone()),
+        );
+        let io = TokioIo::new(Watched::new(io, activity.clone()));
         // hyper-util's watcher does not take HTTP/1 connections with
         // upgrades: the same drain by hand, the watcher held until the end so
         // the entrypoint's shutdown waits for this connection.
@@ -292,6 +311,12 @@ async fn serve_http<I>(
             biased;
             ended = conn.as_mut() => Some(ended),
             _ = shutdown.wait_for(|stop| *stop) => None,
+            () = watchdog::expired(&activity, shared.limits) => {
+                // As hyper's own header timeout, and Go's server: the
+                // connection is closed without an answer.
+                tracing::debug!(%remote, phase = ?activity.phase(), "connection closed: idle or header read timeout");
+                return;
+            }
         };
         let ended = match finished {
             Some(ended) => ended,
@@ -314,21 +339,26 @@ fn connection_service(
     ep: Arc<EntrypointInfo>,
     remote: std::net::SocketAddr,
     tls: bool,
+    activity: Option<Arc<Activity>>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<super::body::Body>,
+    Response = hyper::Response<Answering<Body>>,
     Error = Infallible,
-    Future = impl Future<Output = Result<hyper::Response<super::body::Body>, Infallible>> + Send,
+    Future = impl Future<Output = Result<hyper::Response<Answering<Body>>, Infallible>> + Send,
 > + Clone
 + Send
 + 'static {
     // One shared handle per connection: a request clones one Arc.
-    let state = Arc::new((proxy, ep, Connection::new(remote, tls)));
+    let state = Arc::new((proxy, ep, Connection::new(remote, tls), activity));
     service_fn(move |req| {
         let state = state.clone();
         async move {
-            let (proxy, ep, conn) = &*state;
-            Ok::<_, Infallible>(proxy.handle(ep, conn, req).await)
+            let (proxy, ep, conn, activity) = &*state;
+            if let Some(activity) = activity {
+                activity.enter(Phase::Busy);
+            }
+            let response = proxy.handle(ep, conn, req).await;
+            Ok::<_, Infallible>(response.map(|body| Answering::new(body, activity.clone())))
         }
     })
 }

@@ -1,0 +1,153 @@
+//! Black-box tests of an entrypoint's responding timeouts on HTTP/1
+//! connections, as Go's server (and so Traefik) applies them: `idleTimeout`
+//! between requests, `readTimeout` once a request's head has begun, and no
+//! limit while a request is being answered. Raw sockets, so that what the
+//! client sends and when is exact.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: t.test\r\n\r\n";
+
+fn start(read: &str, idle: &str) -> (Whoami, Escale) {
+    let backend = Whoami::start("timed");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`t.test`)\"\n      service: s",
+        &lb("s", &[backend.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(
+        &yaml,
+        &[
+            &format!("--entrypoints.web.transport.respondingTimeouts.readTimeout={read}"),
+            &format!("--entrypoints.web.transport.respondingTimeouts.idleTimeout={idle}"),
+        ],
+    );
+    (backend, esc)
+}
+
+/// Reads one response off `s` (whoami's answers carry a Content-Length).
+async fn response(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+            .await
+            .expect("an answer within 20 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before the answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("a content-length");
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+/// How long until the server closes `s`, reading (and dropping) what comes.
+async fn closed_after(s: &mut TcpStream, within: Duration) -> Duration {
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return start.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("still open after {within:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_waits_idle_for_idle_timeout_not_read_timeout() {
+    let (_backend, esc) = start("1s", "3s");
+    esc.routed("t.test", Duration::from_secs(10)).await;
+
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(REQUEST).await.unwrap();
+    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    // Idle for twice the read limit: still served.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.write_all(REQUEST).await.unwrap();
+    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    // Then closed once idle past the idle limit (never before it).
+    let closed = closed_after(&mut s, Duration::from_secs(15)).await;
+    assert!(closed >= Duration::from_secs(3), "closed after {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_that_stalls_or_trickles_is_cut_at_read_timeout() {
+    let (_backend, esc) = start("1s", "30s");
+    esc.routed("t.test", Duration::from_secs(10)).await;
+
+    // A head begun after a first request, then stalled: the read limit
+    // applies, not the idle one.
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(REQUEST).await.unwrap();
+    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t.te").await.unwrap();
+    let closed = closed_after(&mut s, Duration::from_secs(15)).await;
+    assert!(closed >= Duration::from_secs(1), "closed after {closed:?}");
+    assert!(closed < Duration::from_secs(10), "closed after {closed:?}");
+
+    // A head sent a byte every 200 ms: each byte is no progress.
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    let start = Instant::now();
+    let mut cut = false;
+    for b in b"GET / HTTP/1.1\r\nHost: t.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+        if s.write_all(&[*b]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !cut {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        cut = matches!(n, Ok(Ok(0)) | Ok(Err(_)));
+    }
+    let elapsed = start.elapsed();
+    assert!(cut, "a trickled head was served after {elapsed:?}");
+    assert!(elapsed >= Duration::from_secs(1), "cut after {elapsed:?}");
+
+    // A new connection that sends nothing: the read limit too.
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    let closed = closed_after(&mut s, Duration::from_secs(15)).await;
+    assert!(closed >= Duration::from_secs(1), "closed after {closed:?}");
+    assert!(closed < Duration::from_secs(10), "closed after {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_being_answered_has_no_read_or_idle_limit() {
+    let (_backend, esc) = start("1s", "1s");
+    esc.routed("t.test", Duration::from_secs(10)).await;
+
+    // The backend takes three times the limits to answer.
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(b"GET /?wait=3000 HTTP/1.1\r\nHost: t.test\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = response(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // And the connection carries the next request.
+    s.write_all(REQUEST).await.unwrap();
+    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+}
