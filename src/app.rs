@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::admin::{self, Admin, AdminConfig, AdminContext, AdminObserver};
 use crate::config::dynamic::{DynamicConfig, Middleware, RedirectScheme, Router};
-use crate::config::static_config::{RedirectTarget, StaticConfig};
+use crate::config::static_config::{RedirectTarget, RespondingTimeouts, StaticConfig};
 use crate::provider::{Hub, ProviderStatus, file, swarm};
 use crate::proxy::accept::Acceptor;
 use crate::proxy::handler::{BasicInternal, EntrypointInfo, InternalServices, Proxy};
@@ -69,14 +69,7 @@ impl AppConfig {
                     insecure: ep.forwarded_headers.insecure,
                     trusted: ep.forwarded_headers.trusted_ips.clone(),
                 },
-                timeouts: ServerTimeouts {
-                    // As Go's server: the header limit is `readTimeout` unless
-                    // `readHeaderTimeout` is set, and the idle limit falls back
-                    // to `readTimeout` when `idleTimeout` is 0.
-                    header_read: ep.timeouts.read_header.or(ep.timeouts.read),
-                    idle: ep.timeouts.idle.or(ep.timeouts.read),
-                    grace: ep.life_cycle.grace,
-                },
+                timeouts: server_timeouts(&ep.timeouts, ep.life_cycle.grace),
                 accept_grace: ep.life_cycle.request_accept_grace,
                 as_default: defaults.contains(name),
                 tls: ep.tls.is_some(),
@@ -105,6 +98,17 @@ impl AppConfig {
             internal: redirections(config),
             admin: admin_config(config),
         }
+    }
+}
+
+/// An entrypoint's connection limits, as Go's server (and so Traefik) reads
+/// them: the header limit is `readTimeout` unless `readHeaderTimeout` is set,
+/// and the idle limit falls back to `readTimeout` when `idleTimeout` is 0.
+fn server_timeouts(t: &RespondingTimeouts, grace: Duration) -> ServerTimeouts {
+    ServerTimeouts {
+        header_read: t.read_header.or(t.read),
+        idle: t.idle.or(t.read),
+        grace,
     }
 }
 
@@ -729,6 +733,34 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn idle_and_header_limits_are_read_as_go_reads_them() {
+        let s = Duration::from_secs;
+        let limits = |read, idle, read_header| {
+            let t = RespondingTimeouts {
+                read,
+                write: None,
+                idle,
+                read_header,
+            };
+            let st = server_timeouts(&t, s(10));
+            (st.header_read, st.idle)
+        };
+        // Traefik's defaults: each limit stands on its own.
+        assert_eq!(
+            limits(Some(s(60)), Some(s(180)), None),
+            (Some(s(60)), Some(s(180)))
+        );
+        // `readHeaderTimeout` takes over the header limit.
+        assert_eq!(
+            limits(Some(s(60)), Some(s(180)), Some(s(5))),
+            (Some(s(5)), Some(s(180)))
+        );
+        // `idleTimeout: 0` falls back to `readTimeout`; both 0: no limit.
+        assert_eq!(limits(Some(s(30)), None, None), (Some(s(30)), Some(s(30))));
+        assert_eq!(limits(None, None, None), (None, None));
     }
 
     #[test]
