@@ -12,7 +12,13 @@ fn epoch() -> Instant {
 /// Microseconds since the first call in this process (never 0 after the
 /// first microsecond; 0 is used as "never" by callers).
 pub fn now_us() -> u64 {
-    u64::try_from(epoch().elapsed().as_micros())
+    us_at(Instant::now())
+}
+
+/// `at` on this clock: lets a caller that has just read `Instant::now()`
+/// for its own use skip a second read.
+pub fn us_at(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_micros())
         .unwrap_or(u64::MAX)
         .max(1)
 }

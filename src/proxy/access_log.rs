@@ -32,10 +32,11 @@ impl AccessLog {
         }
     }
 
-    pub fn line(&self, ex: &Exchange, count: u64) -> String {
+    /// The line of an exchange that started at `started`.
+    pub fn line(&self, ex: &Exchange, started: SystemTime, count: u64) -> String {
         match self.format {
-            Format::Common => common_line(ex, count),
-            Format::Json => json_line(ex, count),
+            Format::Common => common_line(ex, started, count),
+            Format::Json => json_line(ex, started, count),
         }
     }
 }
@@ -43,7 +44,12 @@ impl AccessLog {
 impl Observer for AccessLog {
     fn exchange(&self, ex: &Exchange) {
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        let line = self.line(ex, count);
+        // The request path reads only the monotonic clock; the wall clock
+        // is read here, where it is needed.
+        let started = SystemTime::now()
+            .checked_sub(ex.duration)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let line = self.line(ex, started, count);
         tracing::info!(target: TARGET, "{line}");
     }
 }
@@ -60,13 +66,13 @@ fn version_str(v: http::Version) -> &'static str {
 
 /// Traefik's CLF: `ip - user [time] "METHOD path proto" status size "referer"
 /// "agent" count "router" "server" Nms`.
-fn common_line(ex: &Exchange, count: u64) -> String {
+fn common_line(ex: &Exchange, started: SystemTime, count: u64) -> String {
     let mut s = String::with_capacity(200);
     let _ = write!(
         s,
         "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {} \"{}\" \"{}\" {}ms",
         ex.client_ip,
-        clf_time(ex.started),
+        clf_time(started),
         ex.method,
         ex.uri,
         version_str(ex.version),
@@ -89,7 +95,7 @@ fn header_or_dash(v: Option<&http::HeaderValue>) -> &str {
         .unwrap_or("-")
 }
 
-fn json_line(ex: &Exchange, count: u64) -> String {
+fn json_line(ex: &Exchange, started: SystemTime, count: u64) -> String {
     json!({
         "ClientHost": ex.client_ip.to_string(),
         "RequestMethod": ex.method.as_str(),
@@ -104,7 +110,7 @@ fn json_line(ex: &Exchange, count: u64) -> String {
         "entryPointName": ex.entrypoint,
         "RetryAttempts": ex.retries,
         "Duration": u64::try_from(ex.duration.as_nanos()).unwrap_or(u64::MAX),
-        "StartUTC": crate::provider::rfc3339(ex.started),
+        "StartUTC": crate::provider::rfc3339(started),
         "RequestCount": count,
         "request_User-Agent": ex.user_agent.and_then(|v| v.to_str().ok()),
         "request_Referer": ex.referer.and_then(|v| v.to_str().ok()),
@@ -158,10 +164,13 @@ mod tests {
             content_length: Some(12),
             protocol: Protocol::Http,
             client_ip: "192.0.2.9".parse().unwrap(),
-            started: std::time::UNIX_EPOCH + Duration::from_secs(971_185_336),
             duration: Duration::from_millis(7),
             retries: 0,
         }
+    }
+
+    fn started() -> SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(971_185_336)
     }
 
     #[test]
@@ -171,7 +180,7 @@ mod tests {
             "/x?y=1".parse().unwrap(),
             http::HeaderValue::from_static("curl/8"),
         );
-        let line = AccessLog::new(Format::Common).line(&exchange(&m, &u, &ua), 3);
+        let line = AccessLog::new(Format::Common).line(&exchange(&m, &u, &ua), started(), 3);
         assert_eq!(
             line,
             "192.0.2.9 - - [10/Oct/2000:13:42:16 +0000] \"GET /x?y=1 HTTP/1.1\" 200 12 \"-\" \"curl/8\" 3 \"r@file\" \"-\" 7ms"
@@ -185,7 +194,7 @@ mod tests {
             "/x?y=1".parse().unwrap(),
             http::HeaderValue::from_static("curl/8"),
         );
-        let line = AccessLog::new(Format::Json).line(&exchange(&m, &u, &ua), 1);
+        let line = AccessLog::new(Format::Json).line(&exchange(&m, &u, &ua), started(), 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["RequestMethod"], "POST");
         assert_eq!(v["DownstreamStatus"], 200);

@@ -487,8 +487,9 @@ fn pick(
 }
 
 fn observe_latency(server: &ServerState, started: Instant) {
-    let elapsed = started.elapsed().as_secs_f64() * 1e6;
-    server.latency.observe(elapsed, clock::now_us());
+    let now = Instant::now();
+    let elapsed = now.duration_since(started).as_secs_f64() * 1e6;
+    server.latency.observe(elapsed, clock::us_at(now));
 }
 
 fn passive_failure(service: &ServiceRuntime, server: &Arc<ServerState>, kind: FailureKind) {

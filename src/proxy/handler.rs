@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
@@ -89,7 +89,6 @@ impl Proxy {
         let remote = conn.remote;
         let started = Instant::now();
         let scheme = if tls { "https" } else { "http" };
-        let started_at = SystemTime::now();
         let client_ip = remote.ip();
         let table = self.table.load();
 
@@ -242,7 +241,6 @@ impl Proxy {
                 .and_then(|v| v.parse().ok()),
             protocol,
             client_ip,
-            started: started_at,
             duration: started.elapsed(),
             retries: record.retries,
         });

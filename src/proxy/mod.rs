@@ -51,6 +51,7 @@ pub mod access_log;
 pub mod body;
 pub mod error;
 pub mod forward;
+pub mod gate;
 pub mod h1;
 pub mod handler;
 pub mod headers;

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::Method;
 
@@ -45,7 +45,6 @@ pub struct Exchange<'a> {
     pub content_length: Option<u64>,
     pub protocol: Protocol,
     pub client_ip: IpAddr,
-    pub started: SystemTime,
     pub duration: Duration,
     pub retries: u32,
 }

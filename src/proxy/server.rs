@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::accept::Acceptor;
 use super::body::Body;
+use super::gate::Gated;
 use super::handler::{Connection, EntrypointInfo, Proxy};
 use super::prefixed::Prefixed;
 use super::spread::Seat;
@@ -307,20 +308,29 @@ async fn serve_http<I>(
         // would otherwise be copied whole each time it moves (spawn, first poll).
         let mut conn = Box::pin(shared.http1.serve_connection(io, service).with_upgrades());
         let mut shutdown = shared.shutdown.clone();
+        // Gated: the connection's task wakes several times per request, and
+        // neither of these needs a poll unless its own waker fired.
+        let interrupted = Gated::new(async {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => Interruption::Shutdown,
+                () = watchdog::expired(&activity, shared.limits) => Interruption::Expired,
+            }
+        });
         let finished = tokio::select! {
             biased;
-            ended = conn.as_mut() => Some(ended),
-            _ = shutdown.wait_for(|stop| *stop) => None,
-            () = watchdog::expired(&activity, shared.limits) => {
+            ended = conn.as_mut() => Ok(ended),
+            interruption = interrupted => Err(interruption),
+        };
+        let ended = match finished {
+            Ok(ended) => ended,
+            Err(Interruption::Expired) => {
                 // As hyper's own header timeout, and Go's server: the
                 // connection is closed without an answer.
                 tracing::debug!(%remote, phase = ?activity.phase(), "connection closed: idle or header read timeout");
                 return;
             }
-        };
-        let ended = match finished {
-            Some(ended) => ended,
-            None => {
+            Err(Interruption::Shutdown) => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
@@ -331,6 +341,13 @@ async fn serve_http<I>(
     if let Err(e) = ended {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// Why an HTTP/1 connection stops before its client ends it.
+enum Interruption {
+    Shutdown,
+    /// Idle, or in a request's head, past its limit.
+    Expired,
 }
 
 /// The per-connection request handler.

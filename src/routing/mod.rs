@@ -172,7 +172,8 @@ pub struct MiddlewareView {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     pub generation: u64,
-    pub entrypoints: HashMap<String, EntrypointRoutes>,
+    /// Looked up per request: foldhash rather than SipHash.
+    pub entrypoints: foldhash::HashMap<String, EntrypointRoutes>,
     pub services: BTreeMap<String, Arc<ServiceRuntime>>,
     pub routers: BTreeMap<String, RouterView>,
     pub service_views: BTreeMap<String, ServiceView>,
