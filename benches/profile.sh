@@ -8,6 +8,8 @@
 #
 #   benches/profile.sh [escale|nginx|haproxy] [escale-binary]
 #   CLOSE=1 benches/profile.sh ...   (scenario e: a new connection per request)
+#   ROUTES=100000 benches/profile.sh ... (scenario c: that many host routes,
+#                                         the last one hit)
 #
 # Needs valgrind (and perf for the second part): apt-get install valgrind
 # linux-perf. Proxy on CPU 1, wrk and the backend on CPU 0, 127.0.0.1 only.
@@ -15,6 +17,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 kind="${1:-escale}"
 bin="${2:-$root/target/release/escale}"
+routes="${ROUTES:-1}"
 work="$(mktemp -d)"
 chmod 755 "$work"
 pids=()
@@ -28,11 +31,12 @@ trap cleanup EXIT
 (cd "$root/benches" && python3 -c "
 import compare as c
 c.write_backend_conf('$work', 1)
-c.write_nginx_conf('$work', 1, False)
-c.write_haproxy_conf('$work', 1, False)
+c.write_nginx_conf('$work', $routes, False)
+c.write_haproxy_conf('$work', $routes, False)
 open('$work/haproxy.cfg', 'a').close()
 import os; os.makedirs('$work/dyn', exist_ok=True)
-c.write_dynamic('$work/dyn/dyn.yml', 1)
+c.write_dynamic('$work/dyn/dyn.yml', $routes)
+print(c.host_of($routes - 1), file=open('$work/host', 'w'))
 ")
 sed -i 's/worker_processes auto;/worker_processes 1; master_process off;/' "$work/nginx.conf"
 sed -i 's/nbthread 2/nbthread 1/' "$work/haproxy.cfg"
@@ -47,9 +51,11 @@ proxy_cmd() {
     haproxy) echo "haproxy -db -f $work/haproxy.cfg" ;;
   esac
 }
+host="$(cat "$work/host")"
 wait_ready() {
-  for _ in $(seq 1 200); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: h0.bench.test' 127.0.0.1:18080/)" == 200 ]] && return 0
+  # Under valgrind, loading 100k routes takes minutes.
+  for _ in $(seq 1 $((routes > 1000 ? 3000 : 200))); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" 127.0.0.1:18080/)" == 200 ]] && return 0
     sleep 0.1
   done
   echo "proxy not ready" >&2
@@ -58,7 +64,7 @@ wait_ready() {
 # CLOSE=1: a new connection for every request (scenario e).
 close_header=()
 [[ -n "${CLOSE:-}" ]] && close_header=(-H 'Connection: close')
-load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H 'Host: h0.bench.test' "${close_header[@]}" http://127.0.0.1:18080/; }
+load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H "Host: $host" "${close_header[@]}" http://127.0.0.1:18080/; }
 requests() { awk '/requests in/{print $1}'; }
 
 echo "== $kind: user-space instructions per request (callgrind, 8 connections, 8 s)"
