@@ -15,13 +15,16 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
-/// Polls `inner` only when it has been woken since its last poll (and once
-/// at first).
-pub struct Gated<F> {
-    inner: Pin<Box<F>>,
-    signal: Arc<Signal>,
-    /// `signal` as a waker, made once.
-    waker: Waker,
+pin_project_lite::pin_project! {
+    /// Polls `inner` only when it has been woken since its last poll (and
+    /// once at first).
+    pub struct Gated<F> {
+        #[pin]
+        inner: F,
+        signal: Arc<Signal>,
+        // `signal` as a waker, made once.
+        waker: Waker,
+    }
 }
 
 /// Whether the inner future was woken, and the task to tell when it is.
@@ -48,7 +51,7 @@ impl<F: Future> Gated<F> {
             task: AtomicWaker::new(),
         });
         Gated {
-            inner: Box::pin(inner),
+            inner,
             waker: Waker::from(signal.clone()),
             signal,
         }
@@ -58,17 +61,15 @@ impl<F: Future> Gated<F> {
 impl<F: Future> Future for Gated<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
         // Registered before the flag is read: a wake in between is seen
         // either here or by the task it wakes.
-        self.signal.task.register(cx.waker());
-        if !self.signal.woken.swap(false, Ordering::Acquire) {
+        this.signal.task.register(cx.waker());
+        if !this.signal.woken.swap(false, Ordering::Acquire) {
             return Poll::Pending;
         }
-        let this = &mut *self;
-        this.inner
-            .as_mut()
-            .poll(&mut Context::from_waker(&this.waker))
+        this.inner.poll(&mut Context::from_waker(this.waker))
     }
 }
 
