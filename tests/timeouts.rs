@@ -63,6 +63,13 @@ async fn response(s: &mut TcpStream) -> String {
     }
 }
 
+/// Sends a request on `s` and checks that it is answered.
+async fn served(s: &mut TcpStream) {
+    s.write_all(REQUEST).await.unwrap();
+    let answer = response(s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// How long until the server closes `s`, reading (and dropping) what comes.
 async fn closed_after(s: &mut TcpStream, within: Duration) -> Duration {
     let start = Instant::now();
@@ -82,12 +89,10 @@ async fn a_keep_alive_connection_waits_idle_for_idle_timeout_not_read_timeout() 
     esc.routed("t.test", Duration::from_secs(10)).await;
 
     let mut s = TcpStream::connect(esc.web).await.unwrap();
-    s.write_all(REQUEST).await.unwrap();
-    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    served(&mut s).await;
     // Idle for twice the read limit: still served.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    s.write_all(REQUEST).await.unwrap();
-    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    served(&mut s).await;
     // Then closed once idle past the idle limit (never before it).
     let closed = closed_after(&mut s, Duration::from_secs(15)).await;
     assert!(closed >= Duration::from_secs(3), "closed after {closed:?}");
@@ -101,8 +106,7 @@ async fn a_request_head_that_stalls_or_trickles_is_cut_at_read_timeout() {
     // A head begun after a first request, then stalled: the read limit
     // applies, not the idle one.
     let mut s = TcpStream::connect(esc.web).await.unwrap();
-    s.write_all(REQUEST).await.unwrap();
-    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    served(&mut s).await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: t.te").await.unwrap();
     let closed = closed_after(&mut s, Duration::from_secs(15)).await;
     assert!(closed >= Duration::from_secs(1), "closed after {closed:?}");
@@ -148,6 +152,5 @@ async fn a_request_being_answered_has_no_read_or_idle_limit() {
     let answer = response(&mut s).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // And the connection carries the next request.
-    s.write_all(REQUEST).await.unwrap();
-    assert!(response(&mut s).await.starts_with("HTTP/1.1 200"));
+    served(&mut s).await;
 }
