@@ -884,15 +884,15 @@ def targets(summary, data):
     r1t = ratio(e_a, g("a", "traefik"))
     # Passed only if both the ratio of medians and the paired ratio pass:
     # one lucky median must not decide.
-    paired = [paired_ratio(data, "a", "escale", px) for px in ("nginx", "haproxy")]
-    paired = [r for r in paired if r is not None]
-    r1p = min(paired) if paired else None
-    r1tp = paired_ratio(data, "a", "escale", "traefik")
+    paired = {px: paired_ratio(data, "a", "escale", px) for px in ("nginx", "haproxy", "traefik")}
+    peers_paired = [paired[px] for px in ("nginx", "haproxy") if paired[px] is not None]
+    r1p = min(peers_paired) if peers_paired else None
+    r1tp = paired["traefik"]
     line(None if r1 is None else r1 >= 1.1 and (r1p is None or r1p >= 1.1),
          f"1. a req/s vs best of nginx/HAProxy: {fmt(r1, '.2f')}x, paired {fmt(r1p, '.2f')}x (need >= 1.10)")
     line(None if r1t is None else r1t >= 2.5 and (r1tp is None or r1tp >= 2.5),
          f"1. a req/s vs Traefik: {fmt(r1t, '.2f')}x, paired {fmt(r1tp, '.2f')}x (need >= 2.5)")
-    pairs = [(f"escale/{px}", paired_ratio(data, "a", "escale", px)) for px in ("nginx", "haproxy", "traefik")]
+    pairs = [(f"escale/{px}", r) for px, r in paired.items()]
     pairs += [(f"{px}/escale", paired_ratio(data, "a", px, "escale")) for px in variants_of(data)]
     pairs = [(name, r) for name, r in pairs if r is not None]
     if pairs:

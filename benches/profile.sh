@@ -53,7 +53,7 @@ proxy_cmd() {
 }
 host="$(cat "$work/host")"
 wait_ready() {
-  # Under valgrind, loading 100k routes takes minutes.
+  # Under valgrind, loading 100k routes takes about a minute.
   for _ in $(seq 1 $((routes > 1000 ? 3000 : 200))); do
     [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" 127.0.0.1:18080/)" == 200 ]] && return 0
     sleep 0.1
