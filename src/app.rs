@@ -426,9 +426,9 @@ fn listen(address: SocketAddr, threads: usize) -> std::io::Result<Vec<std::net::
         let first = bind(address, true)?;
         // With port 0 the first socket chose the port the others join.
         let bound = first.local_addr()?;
-        let mut group = vec![first.listen(LISTEN_BACKLOG)?.into_std()?];
+        let mut group = vec![listening(first)?];
         for _ in 1..threads {
-            group.push(bind(bound, true)?.listen(LISTEN_BACKLOG)?.into_std()?);
+            group.push(listening(bind(bound, true)?)?);
         }
         Ok(group)
     }
@@ -455,6 +455,37 @@ fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpSocket> {
     socket.set_nodelay(true)?;
     socket.bind(address)?;
     Ok(socket)
+}
+
+/// Starts listening, then turns TCP_QUICKACK off (`listen` would reset
+/// it); the connections it accepts inherit that. A new connection otherwise
+/// acknowledges the request it receives at once, in a segment of its own,
+/// though the response follows within microseconds and can carry the
+/// acknowledgement. Saves one segment per connection, 12 to 11 for one
+/// request on loopback, as HAProxy does by default in HTTP mode
+/// (`tcp-smart-accept`). The kernel still acknowledges at once what it must
+/// (every second full segment of a large body); a request left unanswered
+/// is acknowledged within 40 ms, and the connection acknowledges at once
+/// from then on.
+#[cfg(target_os = "linux")]
+fn listening(socket: TcpSocket) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::AsRawFd;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
+    let off: libc::c_int = 0;
+    // SAFETY: a valid socket descriptor, and a c_int option of its size.
+    let set = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    listener.into_std()
 }
 
 /// Connections the kernel may queue before escale accepts them (capped by
@@ -763,6 +794,26 @@ mod tests {
         assert_eq!(limits(None, None, None), (None, None));
     }
 
+    /// The socket's TCP_QUICKACK as the kernel reports it.
+    #[cfg(target_os = "linux")]
+    fn quickack(socket: &tokio::net::TcpStream) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid socket descriptor, and a c_int option of its size.
+        let got = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        value != 0
+    }
+
     #[test]
     #[cfg(target_os = "linux")]
     fn accepted_connections_have_nodelay_without_asking() {
@@ -775,6 +826,16 @@ mod tests {
             let (accepted, _) = listener.accept().await.unwrap();
             // What the accept loop relies on to skip setting it (Linux).
             assert!(accepted.nodelay().unwrap());
+            // And the first acknowledgement waits for the response.
+            assert!(
+                !quickack(&accepted),
+                "accepted connections inherit TCP_QUICKACK off"
+            );
+            let client = tokio::net::TcpStream::connect(address).await.unwrap();
+            assert!(
+                quickack(&client),
+                "a socket that did not ask acknowledges at once"
+            );
         });
     }
 
