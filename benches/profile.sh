@@ -4,7 +4,8 @@
 #   - user-space instructions per request (valgrind callgrind), with the top
 #     functions by self cost;
 #   - syscalls and context switches per request (perf tracepoints, if the
-#     kernel allows them).
+#     kernel allows them);
+#   - TCP segments per request, and how many are pure ACKs (nstat).
 #
 #   benches/profile.sh [escale|nginx|haproxy] [escale-binary]
 #   CLOSE=1 benches/profile.sh ...   (scenario e: a new connection per request)
@@ -12,7 +13,8 @@
 #                                         the last one hit)
 #
 # Needs valgrind (and perf for the second part): apt-get install valgrind
-# linux-perf. Proxy on CPU 1, wrk and the backend on CPU 0, 127.0.0.1 only.
+# linux-perf (nstat comes with iproute2). Proxy on CPU 1, wrk and the
+# backend on CPU 0, 127.0.0.1 only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 kind="${1:-escale}"
@@ -116,4 +118,23 @@ if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
     printf "  %-28s %8.2f per request\n", "system CPU microseconds", ($4-$2)*1e6/hz/r }'
   awk -v r="$req" '/raw_syscalls|sched_waking|context-switches/ {gsub(",","",$1); printf "  %-28s %8.3f per request\n", $2, $1/r}
     /task-clock/ {gsub(",","",$1); printf "  %-28s %8.2f per request\n", "CPU microseconds", $1*1000/r}' "$work/stat.txt"
+fi
+
+# Segments on the wire: what the kernel's work per request follows. nstat
+# counts every TCP socket of the machine (all on loopback here: client,
+# proxy and backend sides alike), so run it on a quiet machine.
+if command -v nstat >/dev/null; then
+  echo "== $kind: TCP segments per request (nstat, 64 connections, 5 s)"
+  if [[ -z "${px:-}" ]]; then
+    # shellcheck disable=SC2046
+    taskset -c 1 $(proxy_cmd) >"$work/proxy.log" 2>&1 &
+    px=$!
+    pids+=("$px")
+    wait_ready
+  fi
+  load 64 2 >/dev/null
+  nstat -n >/dev/null
+  req=$(load 64 5 | requests)
+  nstat | awk -v r="$req" '$1 ~ /^(TcpInSegs|TcpOutSegs|TcpExtTCPPureAcks|TcpExtDelayedACKs)$/ {
+    printf "  %-28s %8.3f per request\n", $1, $2/r }'
 fi
