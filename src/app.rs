@@ -464,9 +464,8 @@ fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpSocket> {
 /// acknowledgement. Saves one segment per connection, 12 to 11 for one
 /// request on loopback, as HAProxy does by default in HTTP mode
 /// (`tcp-smart-accept`). The kernel still acknowledges at once what it must
-/// (every second full segment of a large body); a request left unanswered
-/// is acknowledged within 40 ms, and the connection acknowledges at once
-/// from then on.
+/// (every second full segment of a large body), and a request left
+/// unanswered is acknowledged by its delayed-ACK timer (40 ms).
 #[cfg(target_os = "linux")]
 fn listening(socket: TcpSocket) -> std::io::Result<std::net::TcpListener> {
     use std::os::fd::AsRawFd;
@@ -816,7 +815,7 @@ mod tests {
 
     #[test]
     #[cfg(target_os = "linux")]
-    fn accepted_connections_have_nodelay_without_asking() {
+    fn accepted_connections_inherit_nodelay_and_delayed_first_ack() {
         on_runtime(async {
             let group = listen("127.0.0.1:0".parse().unwrap(), 1).unwrap();
             let listener =
