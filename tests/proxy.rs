@@ -292,6 +292,52 @@ async fn protocol_told_from_first_bytes_even_when_split() {
     assert_eq!(frame_head[3], 4, "a SETTINGS frame: {frame_head:?}");
 }
 
+/// escale's listening sockets delay a new connection's first ACK, so that
+/// the response carries it (`app::listening`). A client with Nagle's
+/// algorithm on that writes a request's head and body apart holds the body
+/// until that ACK: the kernel's delayed-ACK timer (40 ms) bounds the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagle_client_writing_head_and_body_apart_is_answered() {
+    use tokio::io::AsyncReadExt as _;
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`nagle.test`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    wait_status(
+        "config applied",
+        &esc.url("/"),
+        "nagle.test",
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
+    s.set_nodelay(false).unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(b"POST /nagle HTTP/1.1\r\nHost: nagle.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(b"hi").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("POST /nagle HTTP/1.1"), "{answer}");
+    // Generous: the ACK timer is 40 ms; a stuck body would take the 5 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_drain_completes_in_flight_and_refuses_new() {
     let w = Whoami::start("w");
