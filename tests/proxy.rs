@@ -242,21 +242,7 @@ async fn h2c_client_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_told_from_first_bytes_even_when_split() {
     use tokio::io::AsyncReadExt as _;
-    let w = Whoami::start("w");
-    let yaml = routes_yaml(
-        "    r:\n      rule: \"Host(`split.test`)\"\n      service: w",
-        &lb("w", &[w.url()]),
-        "    {}",
-    );
-    let esc = Escale::start(&yaml, &[]);
-    wait_status(
-        "config applied",
-        &esc.url("/"),
-        "split.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    let (_w, esc) = one_host_route("split.test").await;
 
     // HTTP/1.1 whose first segment ("P") is also the preface's first byte.
     let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
@@ -266,12 +252,7 @@ async fn protocol_told_from_first_bytes_even_when_split() {
     s.write_all(b"OST /split HTTP/1.1\r\nHost: split.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
         .await
         .unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
-        .await
-        .expect("answer in time")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_until_close(&mut s).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("POST /split HTTP/1.1"), "{answer}");
 
@@ -292,28 +273,41 @@ async fn protocol_told_from_first_bytes_even_when_split() {
     assert_eq!(frame_head[3], 4, "a SETTINGS frame: {frame_head:?}");
 }
 
+/// A whoami behind escale, routed by `Host(host)`, once the route answers.
+async fn one_host_route(host: &str) -> (Whoami, Escale) {
+    let w = Whoami::start("w");
+    let rule = format!("    r:\n      rule: \"Host(`{host}`)\"\n      service: w");
+    let yaml = routes_yaml(&rule, &lb("w", &[w.url()]), "    {}");
+    let esc = Escale::start(&yaml, &[]);
+    wait_status(
+        "config applied",
+        &esc.url("/"),
+        host,
+        200,
+        Duration::from_secs(5),
+    )
+    .await;
+    (w, esc)
+}
+
+/// Everything the server sends until it closes, within 5 s.
+async fn answer_until_close(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// escale's listening sockets delay a new connection's first ACK, so that
 /// the response carries it (`app::listening`). A client with Nagle's
 /// algorithm on that writes a request's head and body apart holds the body
 /// until that ACK: the kernel's delayed-ACK timer (40 ms) bounds the wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nagle_client_writing_head_and_body_apart_is_answered() {
-    use tokio::io::AsyncReadExt as _;
-    let w = Whoami::start("w");
-    let yaml = routes_yaml(
-        "    r:\n      rule: \"Host(`nagle.test`)\"\n      service: w",
-        &lb("w", &[w.url()]),
-        "    {}",
-    );
-    let esc = Escale::start(&yaml, &[]);
-    wait_status(
-        "config applied",
-        &esc.url("/"),
-        "nagle.test",
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    let (_w, esc) = one_host_route("nagle.test").await;
 
     let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
     s.set_nodelay(false).unwrap();
@@ -322,12 +316,7 @@ async fn nagle_client_writing_head_and_body_apart_is_answered() {
         .await
         .unwrap();
     s.write_all(b"hi").await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
-        .await
-        .expect("answer in time")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_until_close(&mut s).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("POST /nagle HTTP/1.1"), "{answer}");
     // Generous: the ACK timer is 40 ms; a stuck body would take the 5 s.
