@@ -279,14 +279,7 @@ async fn one_host_route(host: &str) -> (Whoami, Escale) {
     let rule = format!("    r:\n      rule: \"Host(`{host}`)\"\n      service: w");
     let yaml = routes_yaml(&rule, &lb("w", &[w.url()]), "    {}");
     let esc = Escale::start(&yaml, &[]);
-    wait_status(
-        "config applied",
-        &esc.url("/"),
-        host,
-        200,
-        Duration::from_secs(5),
-    )
-    .await;
+    esc.routed(host, Duration::from_secs(5)).await;
     (w, esc)
 }
 
