@@ -468,22 +468,8 @@ fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpSocket> {
 /// unanswered is acknowledged by its delayed-ACK timer (40 ms).
 #[cfg(target_os = "linux")]
 fn listening(socket: TcpSocket) -> std::io::Result<std::net::TcpListener> {
-    use std::os::fd::AsRawFd;
     let listener = socket.listen(LISTEN_BACKLOG)?;
-    let off: libc::c_int = 0;
-    // SAFETY: a valid socket descriptor, and a c_int option of its size.
-    let set = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&off as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if set != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    socket2::SockRef::from(&listener).set_tcp_quickack(false)?;
     listener.into_std()
 }
 
@@ -796,21 +782,7 @@ mod tests {
     /// The socket's TCP_QUICKACK as the kernel reports it.
     #[cfg(target_os = "linux")]
     fn quickack(socket: &tokio::net::TcpStream) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut value: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: a valid socket descriptor, and a c_int option of its size.
-        let got = unsafe {
-            libc::getsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_QUICKACK,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
-        value != 0
+        socket2::SockRef::from(socket).tcp_quickack().unwrap()
     }
 
     #[test]
