@@ -68,6 +68,14 @@ close_header=()
 [[ -n "${CLOSE:-}" ]] && close_header=(-H 'Connection: close')
 load() { taskset -c 0 wrk -t1 -c"$1" -d"$2"s -H "Host: $host" "${close_header[@]}" http://127.0.0.1:18080/; }
 requests() { awk '/requests in/{print $1}'; }
+# The proxy outside valgrind, on CPU 1, its pid in $px.
+start_proxy() {
+  # shellcheck disable=SC2046
+  taskset -c 1 $(proxy_cmd) >"$work/proxy.log" 2>&1 &
+  px=$!
+  pids+=("$px")
+  wait_ready
+}
 
 echo "== $kind: user-space instructions per request (callgrind, 8 connections, 8 s)"
 # shellcheck disable=SC2046
@@ -97,11 +105,7 @@ callgrind_annotate --threshold=100 "$dump" 2>/dev/null | grep -v '(100.0%)' |
 
 if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   echo "== $kind: syscalls and context switches per request (64 connections, 5 s)"
-  # shellcheck disable=SC2046
-  taskset -c 1 $(proxy_cmd) >"$work/proxy.log" 2>&1 &
-  px=$!
-  pids+=("$px")
-  wait_ready
+  start_proxy
   load 64 2 >/dev/null
   all=$(ps -e -o pid=,ppid= | awk -v p="$px" '$1==p||$2==p{print $1}' | paste -sd,)
   perf stat -e raw_syscalls:sys_enter,sched:sched_waking,context-switches,task-clock -p "$all" -o "$work/stat.txt" -- sleep 5 &
@@ -125,13 +129,7 @@ fi
 # proxy and backend sides alike), so run it on a quiet machine.
 if command -v nstat >/dev/null; then
   echo "== $kind: TCP segments per request (nstat, 64 connections, 5 s)"
-  if [[ -z "${px:-}" ]]; then
-    # shellcheck disable=SC2046
-    taskset -c 1 $(proxy_cmd) >"$work/proxy.log" 2>&1 &
-    px=$!
-    pids+=("$px")
-    wait_ready
-  fi
+  [[ -n "${px:-}" ]] || start_proxy
   load 64 2 >/dev/null
   nstat -n >/dev/null
   req=$(load 64 5 | requests)
