@@ -13,6 +13,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
 use super::h1;
+use super::linger::RequestBody;
 use crate::balance::server::InFlight;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -20,7 +21,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Body {
     Empty,
     Full(Option<Bytes>),
-    Incoming(Incoming),
+    /// A client's request body.
+    Request(RequestBody),
     /// A backend's response body, with what must live until it ends.
     Upstream(Upstream, ExchangeGuard),
     Boxed(BoxBody<Bytes, BoxError>),
@@ -75,9 +77,9 @@ impl Body {
     }
 }
 
-impl From<Incoming> for Body {
-    fn from(b: Incoming) -> Self {
-        Body::Incoming(b)
+impl From<RequestBody> for Body {
+    fn from(b: RequestBody) -> Self {
+        Body::Request(b)
     }
 }
 
@@ -86,7 +88,7 @@ impl std::fmt::Debug for Body {
         match self {
             Body::Empty => f.write_str("Body::Empty"),
             Body::Full(b) => write!(f, "Body::Full({:?})", b.as_ref().map(|b| b.len())),
-            Body::Incoming(_) => f.write_str("Body::Incoming"),
+            Body::Request(_) => f.write_str("Body::Request"),
             Body::Upstream(..) => f.write_str("Body::Upstream"),
             Body::Boxed(_) => f.write_str("Body::Boxed"),
         }
@@ -104,7 +106,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Request(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Body::Upstream(Upstream::H1(b), guard) => {
                 let polled = b.poll_frame(cx);
                 if b.is_end_stream()
@@ -123,7 +125,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(data) => data.is_none(),
-            Body::Incoming(b) => b.is_end_stream(),
+            Body::Request(b) => b.is_end_stream(),
             Body::Upstream(Upstream::H1(b), _) => b.is_end_stream(),
             Body::Upstream(Upstream::H2(b), _) => b.is_end_stream(),
             Body::Boxed(b) => b.is_end_stream(),
@@ -134,7 +136,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Body::Incoming(b) => b.size_hint(),
+            Body::Request(b) => b.size_hint(),
             Body::Upstream(Upstream::H1(b), _) => b.size_hint(),
             Body::Upstream(Upstream::H2(b), _) => b.size_hint(),
             Body::Boxed(b) => b.size_hint(),

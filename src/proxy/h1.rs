@@ -210,7 +210,9 @@ impl Conn {
             _ => None,
         };
         let mut seen = false;
-        let head = poll_fn(|cx| self.poll_head(cx, &mut upload, &mut seen)).await;
+        let mut write_failed = None;
+        let head =
+            poll_fn(|cx| self.poll_head(cx, &mut upload, &mut seen, &mut write_failed)).await;
         let head = match head {
             Ok(h) => h,
             Err(error) => {
@@ -252,7 +254,9 @@ impl Conn {
             conn: Some(self),
             framing,
             upload,
-            keep_alive: head.keep_alive,
+            // A request that did not go out whole leaves the connection in
+            // no state to carry another.
+            keep_alive: head.keep_alive && write_failed.is_none(),
         };
         match builder.body(body) {
             Ok(mut res) => {
@@ -264,18 +268,29 @@ impl Conn {
     }
 
     /// Reads until a final (non-1xx) response head is complete, moving the
-    /// request body along meanwhile.
+    /// request body along meanwhile. A backend may answer before reading the
+    /// whole body (a 413, a 401) and close: when the body can no longer be
+    /// written, the answer may still be there to read. The write's error
+    /// goes to `write_failed`, and is the one returned if no answer comes.
     fn poll_head(
         &mut self,
         cx: &mut Context<'_>,
         upload: &mut Option<Box<Upload>>,
         seen: &mut bool,
+        write_failed: &mut Option<io::Error>,
     ) -> Poll<Result<Head, Error>> {
         loop {
             if let Some(up) = upload.as_mut()
                 && let Poll::Ready(Err(e)) = up.poll(&self.io, cx)
             {
-                return Poll::Ready(Err(e));
+                match e {
+                    Error::Io(e) => {
+                        *upload = None;
+                        *write_failed = Some(e);
+                    }
+                    // The client's side failed: there is no request to answer.
+                    e => return Poll::Ready(Err(e)),
+                }
             }
             while !self.buf.is_empty() {
                 *seen = true;
@@ -294,9 +309,11 @@ impl Conn {
                 }
             }
             match ready!(self.poll_fill(cx, READ_SIZE)) {
-                Ok(0) => return Poll::Ready(Err(Error::Closed)),
+                Ok(0) => {
+                    return Poll::Ready(Err(write_failed.take().map_or(Error::Closed, Error::Io)));
+                }
                 Ok(_) => {}
-                Err(e) => return Poll::Ready(Err(Error::Io(e))),
+                Err(e) => return Poll::Ready(Err(Error::Io(write_failed.take().unwrap_or(e)))),
             }
         }
     }
@@ -1225,6 +1242,50 @@ mod tests {
         assert!(
             seen.ends_with("\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"),
             "{seen}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_read_is_relayed_though_the_body_fails() {
+        // Answers at once and closes with the body unread: the kernel then
+        // resets what is still sent.
+        let (addr, task) = backend(vec![
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig",
+        ])
+        .await;
+        let chunks = std::iter::repeat_n(Bytes::from(vec![b'x'; 64 << 10]), 1024);
+        let body = Body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            chunks.map(|c| Ok::<_, std::io::Error>(Frame::data(c))),
+        )));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(64u64 << 20));
+        let req = RequestHead {
+            method: &Method::POST,
+            base_path: "",
+            path_and_query: "/up",
+            host: None,
+            headers: &headers,
+        };
+        let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        let sending = conn.send(&req, OutBody::Stream(body));
+        let Outcome::Response(res) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), sending)
+                .await
+                .expect("answered in time")
+        else {
+            panic!("the early answer is lost");
+        };
+        task.await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let mut body = res.into_body();
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            data.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(data, b"big");
+        assert!(
+            body.take_reusable().is_none(),
+            "the request did not go out whole"
         );
     }
 

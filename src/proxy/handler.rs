@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::body::Body;
 use super::error::ProxyError;
 use super::forward::{self, ClientSide};
 use super::headers::{self, ForwardedFacts, ForwardedPolicy};
+use super::linger::RequestBody;
 use super::observe::{Exchange, Observer, Protocol};
 use crate::middleware::{Flow, RequestCtx};
 use crate::routing::{RouteTable, Target};
@@ -83,7 +83,7 @@ impl Proxy {
         &self,
         ep: &EntrypointInfo,
         conn: &Connection,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Response<Body> {
         let tls = conn.tls;
         let remote = conn.remote;

@@ -55,6 +55,7 @@ pub mod gate;
 pub mod h1;
 pub mod handler;
 pub mod headers;
+pub mod linger;
 pub mod observe;
 pub mod pool;
 pub mod prefixed;

@@ -27,6 +27,7 @@ use super::accept::Acceptor;
 use super::body::Body;
 use super::gate::Gated;
 use super::handler::{Connection, EntrypointInfo, Proxy};
+use super::linger::{self, RequestBody};
 use super::prefixed::Prefixed;
 use super::spread::Seat;
 use super::watchdog::{self, Activity, Answering, Limits, Phase, Watched};
@@ -332,10 +333,18 @@ async fn serve_http<I>(
             }
             Err(Interruption::Shutdown) => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                conn.as_mut().await
             }
         };
         drop(watcher);
+        // The client may still be sending a body left unread: read it
+        // away before closing, so that no reset destroys the answer. Not
+        // after an upgrade, whose connection is no longer hyper's.
+        if activity.body_unread()
+            && let Some(parts) = Pin::into_inner(conn).into_parts()
+        {
+            Box::pin(linger::linger(parts.io.into_inner())).await;
+        }
         ended
     };
     if let Err(e) = ended {
@@ -374,6 +383,7 @@ fn connection_service(
             if let Some(activity) = activity {
                 activity.enter(Phase::Busy);
             }
+            let req = req.map(|incoming| RequestBody::new(incoming, activity.as_ref()));
             let response = proxy.handle(ep, conn, req).await;
             Ok::<_, Infallible>(response.map(|body| Answering::new(body, activity.clone())))
         }

@@ -12,7 +12,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,12 +40,16 @@ pub enum Phase {
 pub struct Activity {
     /// `changes << 2 | phase`.
     state: AtomicU64,
+    /// Whether the last request's body was left unread: its client may
+    /// still be sending it when the connection closes (`proxy::linger`).
+    body_unread: AtomicBool,
 }
 
 impl Activity {
     pub fn new(phase: Phase) -> Arc<Activity> {
         Arc::new(Activity {
             state: AtomicU64::new(phase as u64),
+            body_unread: AtomicBool::new(false),
         })
     }
 
@@ -57,6 +61,14 @@ impl Activity {
         let old = self.state.load(Ordering::Relaxed);
         self.state
             .store(((old >> 2) + 1) << 2 | phase as u64, Ordering::Relaxed);
+    }
+
+    pub fn note_body_unread(&self, unread: bool) {
+        self.body_unread.store(unread, Ordering::Relaxed);
+    }
+
+    pub fn body_unread(&self) -> bool {
+        self.body_unread.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> u64 {
