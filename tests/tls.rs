@@ -37,13 +37,13 @@ struct TlsAnswer {
     body: String,
 }
 
-async fn https_get(
+/// A TLS connection to `addr` with SNI `sni`, offering the ALPN protocol `alpn`.
+async fn tls_connect(
     addr: std::net::SocketAddr,
     sni: &str,
     trust: &[&CertificateDer<'static>],
-    h2: bool,
-    path: &str,
-) -> TlsAnswer {
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for c in trust {
         roots.add((*c).clone()).unwrap();
@@ -55,17 +55,24 @@ async fn https_get(
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = if h2 {
-        vec![b"h2".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = connector
+    connector
         .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
         .await
-        .expect("TLS handshake");
+        .expect("TLS handshake")
+}
+
+async fn https_get(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    trust: &[&CertificateDer<'static>],
+    h2: bool,
+    path: &str,
+) -> TlsAnswer {
+    let alpn: &[u8] = if h2 { b"h2" } else { b"http/1.1" };
+    let tls = tls_connect(addr, sni, trust, alpn).await;
     let (_, session) = tls.get_ref();
     let peer_cert = session.peer_certificates().unwrap()[0].clone();
     let alpn = session.alpn_protocol().map(|p| p.to_vec());
@@ -283,4 +290,51 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// Over TLS too, a request answered before its body was read (basic auth's
+/// 401) lets its client finish sending and read the answer: escale
+/// half-closes (close_notify) and reads the rest away instead of resetting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_upload_answered_before_its_body_is_read_gets_its_answer() {
+    let w = Whoami::start("w");
+    let c = cert(&["up.test"]);
+    let yaml = format!(
+        r#"http:
+  routers:
+    up:
+      rule: "Host(`up.test`)"
+      service: w
+      middlewares: [auth]
+      tls: {{}}
+    plain:
+      rule: "Host(`up.test`)"
+      service: w
+  middlewares:
+    auth:
+      basicAuth:
+        users: ["sha:{{SHA}}0DPiKuNIrrVmD8IUCuw1hQxNqZc="]
+  services:
+    w:
+      loadBalancer:
+        servers:
+          - url: "{}"
+tls:
+  certificates:
+    - certFile: |
+{}
+      keyFile: |
+{}
+"#,
+        w.url(),
+        indent(&c.pem, 8),
+        indent(&c.key, 8),
+    );
+    let esc = Escale::start(&yaml, &[]);
+    // Applied whole: once the plain route answers, the TLS one does.
+    esc.routed("up.test", Duration::from_secs(5)).await;
+
+    let mut tls = tls_connect(esc.web, "up.test", &[&c.der], b"http/1.1").await;
+    let answer = upload_until_close(&mut tls, "up.test", "/upload", 16 << 20).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }

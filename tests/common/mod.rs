@@ -407,3 +407,32 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// POSTs `len` bytes of body on `s` as fast as it takes them, then reads
+/// everything the server sends until it closes. A body far larger than the
+/// socket buffers mostly leaves after an early answer. Panics when a write
+/// or the read fails, or when either takes more than 10 s.
+pub async fn upload_until_close<S>(s: &mut S, host: &str, path: &str, len: usize) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'x'; 64 << 10];
+    let mut sent = 0;
+    while sent < len {
+        let next = &chunk[..(len - sent).min(chunk.len())];
+        sent += tokio::time::timeout(Duration::from_secs(10), s.write(next))
+            .await
+            .expect("body accepted in time")
+            .unwrap_or_else(|e| panic!("{host}: body write failed after {sent} bytes: {e}"));
+    }
+    s.flush().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .unwrap_or_else(|e| panic!("{host}: the answer, then a clean close: {e}"));
+    String::from_utf8_lossy(&answer).into_owned()
+}
