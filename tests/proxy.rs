@@ -347,6 +347,88 @@ async fn uploads_answered_before_their_body_is_read_get_their_answer() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
+/// Everything escale answers to `request`, sent raw on a new connection.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    answer_until_close(&mut s).await
+}
+
+/// As RFC 9112 and Go's server (so Traefik): one valid Host, the target's
+/// authority when the target is a URL, and targets a reverse proxy serves;
+/// anything else gets a 400 naming the fault (501 for CONNECT), unrouted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_addressed_wrongly_are_refused_with_the_reason() {
+    let (_w, esc) = one_host_route("a.test").await;
+    let refused = [
+        (
+            "GET / HTTP/1.1\r\n",
+            "400 Bad Request: missing required Host header",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n",
+            "400 Bad Request: too many Host headers",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a test\r\n",
+            "400 Bad Request: malformed Host header",
+        ),
+        (
+            "GET x HTTP/1.1\r\nHost: a.test\r\n",
+            "400 Bad Request: invalid request target",
+        ),
+        (
+            "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n",
+            "501 Not Implemented",
+        ),
+    ];
+    for (head, expected) in refused {
+        let answer = raw_exchange(
+            esc.web,
+            format!("{head}Connection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {}", &expected[..3])),
+            "{head:?}: {answer}"
+        );
+        assert!(answer.contains(expected), "{head:?}: {answer}");
+    }
+    // A URL as target: its host wins over the Host header, and is the
+    // Host the backend sees.
+    let answer = raw_exchange(
+        esc.web,
+        b"GET http://a.test/abs HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("GET /abs HTTP/1.1"), "{answer}");
+    assert!(answer.contains("Host: a.test"), "{answer}");
+    // HTTP/1.0 had no Host: no route matches, as with Traefik.
+    let answer = raw_exchange(esc.web, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 404"), "{answer}");
+}
+
+/// A client's malformed request body is the client's fault: a 400, and the
+/// backend is neither blamed (ejected by passive health) nor retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_body_is_the_clients_fault() {
+    let (_w, esc) = one_host_route("body.test").await;
+    for _ in 0..5 {
+        let answer = raw_exchange(
+            esc.web,
+            b"POST / HTTP/1.1\r\nHost: body.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let log = esc.log_text();
+    assert!(log.contains("client request body"), "{log}");
+    assert!(log.contains("chunk size"), "the cause is named: {log}");
+    assert!(!log.contains("ejected"), "{log}");
+    assert!(!log.contains("backend attempt failed"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_drain_completes_in_flight_and_refuses_new() {
     let w = Whoami::start("w");

@@ -1,6 +1,6 @@
 //! Proxy failures, classified by where they came from (as pingora does):
 //! the upstream (502/504), the configuration (503: no server), the client
-//! (400) or escale itself (500).
+//! (400, 501) or escale itself (500).
 
 use http::StatusCode;
 
@@ -21,6 +21,12 @@ pub enum ProxyError {
     Upstream(#[source] super::body::BoxError),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The client's request body failed on its way (malformed chunked
+    /// framing, the client went away): not the backend's fault.
+    #[error("client request body: {}", causes(.0.as_ref()))]
+    ClientBody(super::body::BoxError),
+    #[error("{0} is not supported")]
+    NotImplemented(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -40,7 +46,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(e) if is_timeout(e.as_ref()) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -48,16 +55,37 @@ impl ProxyError {
     /// The short body Traefik answers with, so clients see the same text.
     pub fn response(&self) -> http::Response<Body> {
         let status = self.status();
+        if let ProxyError::BadRequest(why) = self {
+            // As Go's server: the reason, for the client to fix its request.
+            return text_response(status, format!("400 Bad Request: {why}\n"));
+        }
         let body: &'static str = match status {
             StatusCode::NOT_FOUND => "404 page not found\n",
             StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable",
             StatusCode::GATEWAY_TIMEOUT => "Gateway Timeout",
             StatusCode::BAD_GATEWAY => "Bad Gateway",
             StatusCode::BAD_REQUEST => "Bad Request",
+            StatusCode::NOT_IMPLEMENTED => "Not Implemented",
             _ => "Internal Server Error",
         };
         text_response(status, body)
     }
+}
+
+/// An error and its sources, as one line: hyper's own message ("error
+/// reading a body from connection") leaves the cause to its source.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !line.ends_with(&more) {
+            line.push_str(": ");
+            line.push_str(&more);
+        }
+        source = s.source();
+    }
+    line
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {

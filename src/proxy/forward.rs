@@ -349,9 +349,10 @@ pub async fn forward(
 
         let answer = match outcome {
             Ok(answer) => answer,
-            Err(ProxyError::Internal(m)) => {
+            // Neither the backend's fault nor worth another try.
+            Err(e @ (ProxyError::Internal(_) | ProxyError::ClientBody(_))) => {
                 return Forwarded {
-                    result: Err(ProxyError::Internal(m)),
+                    result: Err(e),
                     server: Some(server),
                     retries,
                 };
@@ -640,6 +641,14 @@ async fn send_h1(
         h1::Outcome::Response(res) => SendOutcome::Answer(Answer::H1(res)),
         h1::Outcome::Upgraded(res, up) => SendOutcome::Answer(Answer::Upgraded(res, up)),
         h1::Outcome::NotSent(body) => SendOutcome::NotSent(body),
+        h1::Outcome::Failed {
+            error: h1::Error::RequestBody(e),
+            ..
+        } => SendOutcome::Failed(ProxyError::ClientBody(e)),
+        h1::Outcome::Failed {
+            error: e @ h1::Error::RequestLength,
+            ..
+        } => SendOutcome::Failed(ProxyError::ClientBody(Box::new(e))),
         h1::Outcome::Failed { error, stale } => {
             let e = ProxyError::Upstream(Box::new(error));
             if stale {

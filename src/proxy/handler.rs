@@ -19,6 +19,7 @@ use super::forward::{self, ClientSide};
 use super::headers::{self, ForwardedFacts, ForwardedPolicy};
 use super::linger::RequestBody;
 use super::observe::{Exchange, Observer, Protocol};
+use super::target;
 use crate::middleware::{Flow, RequestCtx};
 use crate::routing::{RouteTable, Target};
 use crate::rules::{self, RequestInfo};
@@ -93,6 +94,10 @@ impl Proxy {
         let table = self.table.load();
 
         let (mut parts, body) = req.into_parts();
+        if let Err(e) = target::check(&mut parts) {
+            tracing::debug!(%remote, method = %parts.method, uri = %parts.uri, error = %e, "request refused");
+            return e.response();
+        }
         let raw_host = forward::request_host(&parts);
         let host_str = raw_host
             .as_ref()
