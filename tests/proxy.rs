@@ -356,7 +356,8 @@ async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
 
 /// As RFC 9112 and Go's server (so Traefik): one valid Host, the target's
 /// authority when the target is a URL, and targets a reverse proxy serves;
-/// anything else gets a 400 naming the fault (501 for CONNECT), unrouted.
+/// anything else gets a 400 naming the fault (501 for CONNECT, 417 for an
+/// unknown expectation), unrouted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_addressed_wrongly_are_refused_with_the_reason() {
     let (_w, esc) = one_host_route("a.test").await;
@@ -368,6 +369,10 @@ async fn requests_addressed_wrongly_are_refused_with_the_reason() {
         (
             "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n",
             "400 Bad Request: too many Host headers",
+        ),
+        (
+            "PUT / HTTP/1.1\r\nHost: a.test\r\nExpect: something\r\nContent-Length: 0\r\n",
+            "417 Expectation Failed",
         ),
         (
             "GET / HTTP/1.1\r\nHost: a test\r\n",

@@ -1,6 +1,6 @@
 //! Proxy failures, classified by where they came from (as pingora does):
 //! the upstream (502/504), the configuration (503: no server), the client
-//! (400, 501) or escale itself (500).
+//! (400, 417, 501) or escale itself (500).
 
 use http::StatusCode;
 
@@ -27,6 +27,8 @@ pub enum ProxyError {
     ClientBody(super::body::BoxError),
     #[error("{0} is not supported")]
     NotImplemented(&'static str),
+    #[error("the request expects what HTTP does not define")]
+    ExpectationFailed,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -48,6 +50,7 @@ impl ProxyError {
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,6 +69,7 @@ impl ProxyError {
             StatusCode::BAD_GATEWAY => "Bad Gateway",
             StatusCode::BAD_REQUEST => "Bad Request",
             StatusCode::NOT_IMPLEMENTED => "Not Implemented",
+            StatusCode::EXPECTATION_FAILED => "Expectation Failed",
             _ => "Internal Server Error",
         };
         text_response(status, body)

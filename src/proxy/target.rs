@@ -2,7 +2,8 @@
 //! asks and Go's server (so Traefik) does: exactly one valid `Host`, taken
 //! from the target when the target is in absolute form, and a target of a
 //! form a reverse proxy serves. A request that fails is answered 400 (501
-//! for `CONNECT`, which escale does not tunnel) and never routed.
+//! for `CONNECT`, which escale does not tunnel; 417 for an `Expect` other
+//! than `100-continue`) and never routed.
 
 use http::header::{self, HeaderValue};
 use http::{Method, Version, request};
@@ -34,6 +35,12 @@ pub fn check(parts: &mut request::Parts) -> Result<(), ProxyError> {
     } else if !parts.uri.path().starts_with('/') && parts.method != Method::OPTIONS {
         // Only `OPTIONS *` has a target that is neither a path nor a URL.
         return Err(bad("invalid request target"));
+    }
+    // As Go's server: the only expectation HTTP defines is 100-continue.
+    if let Some(expect) = parts.headers.get(header::EXPECT)
+        && !expect.as_bytes().eq_ignore_ascii_case(b"100-continue")
+    {
+        return Err(ProxyError::ExpectationFailed);
     }
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -168,6 +175,18 @@ mod tests {
         assert_eq!(
             check(&mut connect).map_err(|e| e.status()),
             Err(http::StatusCode::NOT_IMPLEMENTED)
+        );
+        let mut expecting = parts("PUT", "/", v11, &["a.test"]);
+        expecting
+            .headers
+            .insert(header::EXPECT, HeaderValue::from_static("100-Continue"));
+        assert!(check(&mut expecting).is_ok());
+        expecting
+            .headers
+            .insert(header::EXPECT, HeaderValue::from_static("something"));
+        assert_eq!(
+            check(&mut expecting).map_err(|e| e.status()),
+            Err(http::StatusCode::EXPECTATION_FAILED)
         );
         // HTTP/2 requests are left alone.
         assert!(checked("GET", "/", Version::HTTP_2, &[]).is_ok());
