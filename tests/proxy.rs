@@ -415,21 +415,39 @@ async fn requests_addressed_wrongly_are_refused_with_the_reason() {
 }
 
 /// A client's malformed request body is the client's fault: a 400, and the
-/// backend is neither blamed (ejected by passive health) nor retried.
+/// backend, HTTP/1.1 or h2c, is neither blamed (ejected by passive health)
+/// nor retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_body_is_the_clients_fault() {
-    let (_w, esc) = one_host_route("body.test").await;
-    for _ in 0..5 {
-        let answer = raw_exchange(
-            esc.web,
-            b"POST / HTTP/1.1\r\nHost: body.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
-        )
-        .await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let w = Whoami::start("w");
+    let services = format!(
+        "{}\n{}",
+        lb("h1", &[w.url()]),
+        lb("h2", &[w.url().replace("http://", "h2c://")])
+    );
+    let yaml = routes_yaml(
+        "    h1:\n      rule: \"Host(`h1.test`)\"\n      service: h1
+    h2:\n      rule: \"Host(`h2.test`)\"\n      service: h2",
+        &services,
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    for (host, cause) in [("h1.test", "chunk size"), ("h2.test", "HTTP/2 backend")] {
+        esc.routed(host, Duration::from_secs(5)).await;
+        for _ in 0..5 {
+            let request = format!(
+                "POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+            );
+            let answer = raw_exchange(esc.web, request.as_bytes()).await;
+            assert!(answer.starts_with("HTTP/1.1 400"), "{host}: {answer}");
+            assert!(answer.contains("client request body"), "{host}: {answer}");
+            assert!(
+                answer.contains(cause),
+                "{host}: the cause is named: {answer}"
+            );
+        }
     }
     let log = esc.log_text();
-    assert!(log.contains("client request body"), "{log}");
-    assert!(log.contains("chunk size"), "the cause is named: {log}");
     assert!(!log.contains("ejected"), "{log}");
     assert!(!log.contains("backend attempt failed"), "{log}");
 }

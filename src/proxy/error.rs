@@ -58,9 +58,15 @@ impl ProxyError {
     /// The short body Traefik answers with, so clients see the same text.
     pub fn response(&self) -> http::Response<Body> {
         let status = self.status();
-        if let ProxyError::BadRequest(why) = self {
-            // As Go's server: the reason, for the client to fix its request.
-            return text_response(status, format!("400 Bad Request: {why}\n"));
+        // As Go's server: the reason, for the client to fix its request.
+        match self {
+            ProxyError::BadRequest(why) => {
+                return text_response(status, format!("400 Bad Request: {why}\n"));
+            }
+            ProxyError::ClientBody(_) => {
+                return text_response(status, format!("400 Bad Request: {self}\n"));
+            }
+            _ => {}
         }
         let body: &'static str = match status {
             StatusCode::NOT_FOUND => "404 page not found\n",

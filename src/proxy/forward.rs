@@ -677,9 +677,33 @@ async fn send_h2(
         Ok(res) => SendOutcome::Answer(Answer::H2(res)),
         Err(mut e) => match e.take_message() {
             Some(req) => SendOutcome::NotSent(Some(req.into_body())),
-            None => SendOutcome::Failed(ProxyError::Upstream(Box::new(e.into_error()))),
+            None => {
+                let e = e.into_error();
+                if reset_by_us(&e) {
+                    // hyper logs the body's own error at debug only.
+                    let why = "failed on its way to the HTTP/2 backend, so escale reset the stream";
+                    SendOutcome::Failed(ProxyError::ClientBody(why.into()))
+                } else {
+                    SendOutcome::Failed(ProxyError::Upstream(Box::new(e)))
+                }
+            }
         },
     }
+}
+
+/// Whether the stream to an HTTP/2 backend was reset by hyper on escale's
+/// side rather than by the backend or the h2 library: hyper does that when
+/// the request body it was sending failed, that is when the client's body
+/// did (malformed, or the client went away).
+fn reset_by_us(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_reset() && !h2.is_remote() && !h2.is_library();
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The backend side of an upgraded connection.

@@ -198,14 +198,9 @@ impl Proxy {
                                 match out.result {
                                     Ok(res) => res,
                                     Err(e) => {
-                                        tracing::warn!(
-                                            router = %route.name,
-                                            service = %service.name,
-                                            server = record.server.as_ref().map(|s| s.url.as_str()).unwrap_or("-"),
-                                            status = e.status().as_u16(),
-                                            error = %e,
-                                            "proxy error"
-                                        );
+                                        let server =
+                                            record.server.as_ref().map_or("-", |s| s.url.as_str());
+                                        log_proxy_error(&route.name, &service.name, server, &e);
                                         e.response()
                                     }
                                 }
@@ -250,6 +245,18 @@ impl Proxy {
             retries: record.retries,
         });
         response
+    }
+}
+
+/// A failed exchange: a warning, unless the client's own request body
+/// failed (malformed, or the client went away), which is common on the
+/// internet and no fault of the proxy's: then at debug, as Traefik does.
+fn log_proxy_error(router: &str, service: &str, server: &str, e: &ProxyError) {
+    let status = e.status().as_u16();
+    if matches!(e, ProxyError::ClientBody(_)) {
+        tracing::debug!(router, service, server, status, error = %e, "client request failed");
+    } else {
+        tracing::warn!(router, service, server, status, error = %e, "proxy error");
     }
 }
 
