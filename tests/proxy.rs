@@ -452,6 +452,89 @@ async fn a_malformed_request_body_is_the_clients_fault() {
     assert!(!log.contains("backend attempt failed"), "{log}");
 }
 
+/// A backend on 127.0.0.1 that answers each connection's request with the
+/// bytes `answer` gives for its path, then closes.
+async fn raw_backend(answer: fn(&str) -> &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split(' ').nth(1).unwrap_or("/");
+                let _ = s.write_all(answer(path)).await;
+            });
+        }
+    });
+    addr
+}
+
+/// What a backend answers is put in the form the client's HTTP/1.1 expects,
+/// or refused when no client could use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_answers_are_normalized_or_refused() {
+    let backend = raw_backend(|path| match path {
+        // HTTP/1.0, the body until the close.
+        "/http10" => b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+        // A value folded over two lines (obsolete, still sent by old servers).
+        "/folded" => b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 2\r\n\r\nok",
+        // A protocol switch the client did not ask for.
+        "/switch" => {
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+        }
+        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    })
+    .await;
+    let rule = "    r:\n      rule: \"Host(`raw.test`)\"\n      service: raw";
+    let yaml = routes_yaml(rule, &lb("raw", &[format!("http://{backend}")]), "    {}");
+    let esc = Escale::start(&yaml, &[]);
+    esc.routed("raw.test", Duration::from_secs(5)).await;
+
+    // The client speaks HTTP/1.1 and keeps its connection: escale answers
+    // in HTTP/1.1 and chunks the body whose end was the backend's close.
+    let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(b"GET /http10 HTTP/1.1\r\nHost: raw.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(b"0\r\n\r\n") {
+        use tokio::io::AsyncReadExt as _;
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("transfer-encoding: chunked"), "{answer}");
+    assert!(answer.contains("until close"), "{answer}");
+
+    let r = get(&esc.url("/folded"), "raw.test").await;
+    assert_eq!(
+        (r.status, r.headers["x-a"].as_bytes()),
+        (200, &b"one two"[..])
+    );
+
+    let answer = raw_exchange(
+        esc.web,
+        b"GET /switch HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_drain_completes_in_flight_and_refuses_new() {
     let w = Whoami::start("w");

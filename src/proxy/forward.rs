@@ -402,11 +402,19 @@ pub async fn forward(
         };
         let res = match answer {
             Answer::Upgraded(res, upstream) => {
-                let (parts, ()) = res.into_parts();
-                if let Some(client_upgrade) = client_upgrade {
-                    spawn_tunnel(client_upgrade, Tunnel::H1(upstream), in_flight);
-                }
-                Response::from_parts(parts, Body::empty())
+                let Some(client_upgrade) = client_upgrade else {
+                    // A switch nobody asked for: the client would be left
+                    // with a connection neither side can speak on.
+                    return Forwarded {
+                        result: Err(ProxyError::Upstream(
+                            "101 Switching Protocols to a request that asked no upgrade".into(),
+                        )),
+                        server: Some(server),
+                        retries,
+                    };
+                };
+                spawn_tunnel(client_upgrade, Tunnel::H1(upstream), in_flight);
+                Response::from_parts(res.into_parts().0, Body::empty())
             }
             Answer::H1(res) => {
                 let (mut res_parts, mut res_body) = res.into_parts();

@@ -229,9 +229,12 @@ impl Conn {
                 };
             }
         };
+        // The client hears escale's own HTTP version, whatever the backend's:
+        // hyper would answer an HTTP/1.0 status line, without chunking, and
+        // close the client's keep-alive connection.
         let mut builder = Response::builder()
             .status(head.status)
-            .version(head.version);
+            .version(Version::HTTP_11);
         if let Some(reason) = head.reason {
             builder = builder.extension(reason);
         }
@@ -734,6 +737,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
         let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut []);
         match httparse::ParserConfig::default()
+            .allow_obsolete_multiline_headers_in_responses(true)
             .parse_response_with_uninit_headers(&mut res, bytes, &mut raw)
         {
             Ok(httparse::Status::Complete(len)) => {
@@ -786,7 +790,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
     for &(ns, ne, vs, ve) in &at[..count] {
         let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
             .map_err(|_| Error::Invalid("header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+        let raw = head.slice(vs as usize..ve as usize);
+        let value = HeaderValue::from_maybe_shared(raw.clone())
+            .or_else(|_| unfold(&raw))
             .map_err(|_| Error::Invalid("header value"))?;
         if name == header::CONNECTION {
             if has_token(&value, b"close") {
@@ -804,6 +810,26 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
         headers,
         keep_alive: keep_alive && !close,
     }))
+}
+
+/// A value folded over several lines (obsolete, but old backends send it)
+/// made one line, as RFC 9112 §5.2 lets a proxy do and Go's client does:
+/// each line break and the whitespace after it become one space.
+fn unfold(value: &[u8]) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut line = Vec::with_capacity(value.len());
+    let mut bytes = value.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        if b == b'\r' || b == b'\n' {
+            while bytes
+                .next_if(|&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+                .is_some()
+            {}
+            line.push(b' ');
+        } else {
+            line.push(b);
+        }
+    }
+    HeaderValue::from_bytes(&line)
 }
 
 fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
@@ -1001,6 +1027,13 @@ mod tests {
             response_framing(&h, &Method::GET).unwrap(),
             Framing::Length(5)
         );
+
+        // Folded values are unfolded; bare control bytes stay refused.
+        let h = parse("HTTP/1.1 200 OK\r\nX-A: one\r\n  two\r\n\tthree\r\nX-B: b\r\n\r\n");
+        assert_eq!(h.headers["x-a"], "one two three");
+        assert_eq!(h.headers["x-b"], "b");
+        let mut control = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\n\r\n"[..]);
+        assert!(parse_head(&mut control).is_err());
 
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
         assert!(parse_head(&mut partial).unwrap().is_none());
