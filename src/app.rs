@@ -107,6 +107,7 @@ impl AppConfig {
 fn server_timeouts(t: &RespondingTimeouts, grace: Duration) -> ServerTimeouts {
     ServerTimeouts {
         header_read: t.read_header.or(t.read),
+        body_read: t.read,
         idle: t.idle.or(t.read),
         grace,
     }

@@ -154,3 +154,40 @@ async fn a_request_being_answered_has_no_read_or_idle_limit() {
     // And the connection carries the next request.
     served(&mut s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stalls_is_cut_at_read_timeout_one_that_flows_is_not() {
+    let (_backend, esc) = start("1s", "30s");
+    esc.routed("t.test", Duration::from_secs(10)).await;
+
+    // A body that flows slowly, a byte every 300 ms for 3.6 s: each byte
+    // is progress, so the whole upload is served.
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: t.test\r\nContent-Length: 12\r\n\r\n")
+        .await
+        .unwrap();
+    for b in b"abcdefghijkl" {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(&[*b]).await.unwrap();
+    }
+    let answer = response(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with("12"),
+        "the backend got the whole body: {answer}"
+    );
+
+    // A body that stops arriving: the connection is closed at the read
+    // limit, and the backend, which did nothing wrong, keeps serving.
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: t.test\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    let closed = closed_after(&mut s, Duration::from_secs(15)).await;
+    assert!(closed >= Duration::from_secs(1), "closed after {closed:?}");
+    assert!(closed < Duration::from_secs(10), "closed after {closed:?}");
+    let mut s = TcpStream::connect(esc.web).await.unwrap();
+    served(&mut s).await;
+    let log = esc.log_text();
+    assert!(!log.contains("ejected"), "{log}");
+}

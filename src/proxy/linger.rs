@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::watchdog::Activity;
+use super::watchdog::{Activity, Phase};
 
 /// The longest a closing connection keeps reading (nginx's `lingering_time`).
 const LINGER_AT_MOST: Duration = Duration::from_secs(30);
@@ -33,7 +33,8 @@ const LINGER_AT_MOST: Duration = Duration::from_secs(30);
 const LINGER_PAUSE: Duration = Duration::from_secs(5);
 
 /// A request's body as hyper hands it, noting on its HTTP/1 connection
-/// whether the client may still be sending it.
+/// whether the client may still be sending it, and each part that arrives
+/// (the watchdog cuts a body that stops arriving, `Phase::Body`).
 pub struct RequestBody {
     incoming: Incoming,
     /// `None` on HTTP/2 (an early answer resets only the stream) and once
@@ -48,6 +49,7 @@ impl RequestBody {
         let connection = connection.filter(|_| unread).cloned();
         if let Some(activity) = &connection {
             activity.note_body_unread(true);
+            activity.enter(Phase::Body);
         }
         RequestBody {
             incoming,
@@ -65,10 +67,21 @@ impl http_body::Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.incoming).poll_frame(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(activity) = self.connection.take()
-        {
-            activity.note_body_unread(false);
+        if let (Poll::Ready(frame), Some(activity)) = (&polled, &self.connection) {
+            // Progress for the watchdog, or the body's end. Only while the
+            // connection is reading it: an answer may have ended first.
+            let reading = activity.phase() == Phase::Body;
+            match frame {
+                Some(_) if reading => activity.enter(Phase::Body),
+                Some(_) => {}
+                None => {
+                    activity.note_body_unread(false);
+                    if reading {
+                        activity.enter(Phase::Busy);
+                    }
+                    self.connection = None;
+                }
+            }
         }
         polled
     }

@@ -40,6 +40,10 @@ pub struct ServerTimeouts {
     /// whole request; escale bounds the headers so bodies can stream).
     /// `None`: no limit.
     pub header_read: Option<Duration>,
+    /// How long a request's body may go without a byte arriving (Traefik's
+    /// `readTimeout` bounds the whole request; escale bounds the pauses so
+    /// long uploads can stream). `None`: no limit.
+    pub body_read: Option<Duration>,
     /// How long a keep-alive connection may wait for its next request.
     /// `None`: no limit.
     pub idle: Option<Duration>,
@@ -51,6 +55,7 @@ impl Default for ServerTimeouts {
     fn default() -> Self {
         ServerTimeouts {
             header_read: Some(Duration::from_secs(60)),
+            body_read: Some(Duration::from_secs(60)),
             idle: Some(Duration::from_secs(180)),
             grace: Duration::from_secs(10),
         }
@@ -108,6 +113,7 @@ pub async fn serve(
         limits: Limits {
             idle: timeouts.idle,
             head: timeouts.header_read,
+            body: timeouts.body_read,
         },
         handshake_timeout: timeouts.header_read.unwrap_or(Duration::from_secs(60)),
         shutdown: shutdown.clone(),

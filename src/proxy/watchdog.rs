@@ -1,7 +1,9 @@
 //! The time limits of an HTTP/1 connection between requests: how long it may
 //! wait idle for its next request (`idleTimeout`) and how long a request's
 //! head may take to arrive once it has begun (`readTimeout`), as Go's server,
-//! and so Traefik, applies them.
+//! and so Traefik, applies them; and how long a request's body may pause
+//! (`readTimeout` too: Traefik bounds the whole request, escale the pauses,
+//! as nginx's `client_body_timeout` does).
 //!
 //! hyper's own header-read timeout arms a timer for every request, and covers
 //! the idle wait with the same limit. Here each connection has one coarse
@@ -29,9 +31,12 @@ pub enum Phase {
     Idle = 0,
     /// A request's head has begun to arrive.
     Head = 1,
-    /// A request is being answered (its body and the response's may stream
-    /// for as long as they take).
+    /// A request is being answered (the response may stream for as long as
+    /// it takes, and the request's body once it has arrived whole).
     Busy = 2,
+    /// A request's body is arriving: each part read is progress, and a
+    /// client that stops sending is cut at the body limit.
+    Body = 3,
 }
 
 /// The phase of one connection, and how often it changed. Written and read
@@ -80,7 +85,8 @@ fn phase_of(state: u64) -> Phase {
     match state & 3 {
         0 => Phase::Idle,
         1 => Phase::Head,
-        _ => Phase::Busy,
+        2 => Phase::Busy,
+        _ => Phase::Body,
     }
 }
 
@@ -89,6 +95,8 @@ fn phase_of(state: u64) -> Phase {
 pub struct Limits {
     pub idle: Option<Duration>,
     pub head: Option<Duration>,
+    /// The longest a request's body may go without progress.
+    pub body: Option<Duration>,
 }
 
 impl Limits {
@@ -96,6 +104,7 @@ impl Limits {
         match phase {
             Phase::Idle => self.idle,
             Phase::Head => self.head,
+            Phase::Body => self.body,
             Phase::Busy => None,
         }
     }
@@ -104,10 +113,10 @@ impl Limits {
     /// late (a change is noticed up to one look late, and the limit is
     /// checked at the next look after it has passed).
     fn tick(&self) -> Option<Duration> {
-        let shortest = match (self.idle, self.head) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        let shortest = [self.idle, self.head, self.body]
+            .into_iter()
+            .flatten()
+            .min()?;
         Some((shortest / 8).max(Duration::from_millis(1)))
     }
 }
@@ -221,6 +230,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         idle: Some(Duration::from_secs(180)),
         head: Some(Duration::from_secs(60)),
+        body: Some(Duration::from_secs(60)),
     };
 
     /// When `expired` resolves, in paused time, after `script` has played.
@@ -274,10 +284,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_body_gets_the_body_limit_from_its_last_progress() {
+        let limits = Limits {
+            body: Some(Duration::from_secs(10)),
+            ..LIMITS
+        };
+        let activity = Activity::new(Phase::Body);
+        let a = activity.clone();
+        // A part every 5 s for 30 s, then nothing.
+        let script = async move {
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                a.enter(Phase::Body);
+            }
+        };
+        let ended = expires_after(activity, limits, script).await;
+        assert!(between(ended, 40, 44), "{ended:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn no_limits_never_expire() {
         let none = Limits {
             idle: None,
             head: None,
+            body: None,
         };
         let ended = expires_after(Activity::new(Phase::Idle), none, async {}).await;
         assert_eq!(ended, None);
