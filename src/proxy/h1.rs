@@ -1156,6 +1156,25 @@ mod tests {
         }
     }
 
+    fn post(headers: &HeaderMap) -> RequestHead<'_> {
+        RequestHead {
+            method: &Method::POST,
+            base_path: "",
+            path_and_query: "/up",
+            host: None,
+            headers,
+        }
+    }
+
+    /// The data of a response body, read to its end.
+    async fn read_all(body: &mut ResponseBody) -> Vec<u8> {
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            data.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        data
+    }
+
     async fn exchange(
         conn: Box<Conn>,
         headers: &HeaderMap,
@@ -1251,24 +1270,14 @@ mod tests {
             }
         });
         let headers = HeaderMap::new();
-        let req = RequestHead {
-            method: &Method::POST,
-            base_path: "",
-            path_and_query: "/up",
-            host: None,
-            headers: &headers,
-        };
+        let req = post(&headers);
         let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let Outcome::Response(res) = conn.send(&req, OutBody::Stream(body)).await else {
             panic!("no response");
         };
         feeder.await.unwrap();
         let mut body = res.into_body();
-        let mut data = Vec::new();
-        while let Some(frame) = body.frame().await {
-            data.extend_from_slice(&frame.unwrap().into_data().unwrap());
-        }
-        assert_eq!(data, b"until close");
+        assert_eq!(read_all(&mut body).await, b"until close");
         assert!(body.take_reusable().is_none());
         let seen = String::from_utf8(task.await.unwrap()).unwrap();
         assert!(seen.contains("transfer-encoding: chunked\r\n"), "{seen}");
@@ -1292,13 +1301,7 @@ mod tests {
         )));
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(64u64 << 20));
-        let req = RequestHead {
-            method: &Method::POST,
-            base_path: "",
-            path_and_query: "/up",
-            host: None,
-            headers: &headers,
-        };
+        let req = post(&headers);
         let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let sending = conn.send(&req, OutBody::Stream(body));
         let Outcome::Response(res) =
@@ -1311,11 +1314,7 @@ mod tests {
         task.await.unwrap();
         assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let mut body = res.into_body();
-        let mut data = Vec::new();
-        while let Some(frame) = body.frame().await {
-            data.extend_from_slice(&frame.unwrap().into_data().unwrap());
-        }
-        assert_eq!(data, b"big");
+        assert_eq!(read_all(&mut body).await, b"big");
         assert!(
             body.take_reusable().is_none(),
             "the request did not go out whole"
