@@ -742,6 +742,39 @@ async fn middlewares_rewrite_as_configured() {
     assert_eq!(r.echo("X-Auth-User").as_deref(), Some("sha"));
 }
 
+/// A client that goes away before its answer is logged with Traefik's 499,
+/// not forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_its_answer_is_logged_as_499() {
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`gone.test`)\"\n      service: w",
+        &lb("w", &[w.url()]),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &["--accesslog=true"]);
+    esc.routed("gone.test", Duration::from_secs(5)).await;
+    let mut s = tokio::net::TcpStream::connect(esc.web).await.unwrap();
+    s.write_all(b"GET /slow?wait=3000 HTTP/1.1\r\nHost: gone.test\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+    eventually(
+        "a 499 line in the access log",
+        Duration::from_secs(2),
+        || {
+            let log = esc.log_text();
+            async move {
+                log.lines().any(|l| {
+                    l.contains("\"GET /slow?wait=3000 HTTP/1.1\" 499") && l.contains("\"r@file\"")
+                })
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_backend_and_access_log() {
     let w = Whoami::start("h2c-backend");

@@ -139,18 +139,27 @@ impl Proxy {
         });
         drop(path);
 
+        // Reported once the response is ready, or as a 499 if the client
+        // goes away first (this future is then dropped).
         let mut record = Record {
+            observer: &*self.observer,
+            entrypoint: &ep.name,
+            host: host_str,
+            // Cheap clones (shared bytes).
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            referer: parts.headers.get(header::REFERER).cloned(),
+            protocol,
+            client_ip,
+            started,
             router: None,
             service: None,
             server: None,
             retries: 0,
+            reported: false,
         };
-        // Cheap clones (shared bytes), kept for the observers.
-        let method = parts.method.clone();
-        let uri = parts.uri.clone();
-        let version = parts.version;
-        let user_agent = parts.headers.get(header::USER_AGENT).cloned();
-        let referer = parts.headers.get(header::REFERER).cloned();
 
         let response = match route {
             None => ProxyError::NoRoute.response(),
@@ -222,28 +231,12 @@ impl Proxy {
             }
         };
 
-        self.observer.exchange(&Exchange {
-            entrypoint: &ep.name,
-            router: record.router.as_deref(),
-            service: record.service.as_deref(),
-            server: record.server.as_ref(),
-            method: &method,
-            host: host_str,
-            uri: &uri,
-            version,
-            user_agent: user_agent.as_ref(),
-            referer: referer.as_ref(),
-            status: response.status().as_u16(),
-            content_length: response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok()),
-            protocol,
-            client_ip,
-            duration: started.elapsed(),
-            retries: record.retries,
-        });
+        let content_length = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        record.report(response.status().as_u16(), content_length);
         response
     }
 }
@@ -260,11 +253,60 @@ fn log_proxy_error(router: &str, service: &str, server: &str, e: &ProxyError) {
     }
 }
 
-struct Record {
+/// What the observers (access log, metrics) hear of one exchange, filled
+/// in as the request goes.
+struct Record<'a> {
+    observer: &'a dyn Observer,
+    entrypoint: &'a str,
+    host: &'a str,
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    user_agent: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
+    protocol: Protocol,
+    client_ip: IpAddr,
+    started: Instant,
     router: Option<Arc<str>>,
     service: Option<Arc<str>>,
     server: Option<Arc<crate::balance::ServerState>>,
     retries: u32,
+    reported: bool,
+}
+
+/// Traefik's code for a request whose client went away before its answer.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl Record<'_> {
+    fn report(&mut self, status: u16, content_length: Option<u64>) {
+        self.reported = true;
+        self.observer.exchange(&Exchange {
+            entrypoint: self.entrypoint,
+            router: self.router.as_deref(),
+            service: self.service.as_deref(),
+            server: self.server.as_ref(),
+            method: &self.method,
+            host: self.host,
+            uri: &self.uri,
+            version: self.version,
+            user_agent: self.user_agent.as_ref(),
+            referer: self.referer.as_ref(),
+            status,
+            content_length,
+            protocol: self.protocol,
+            client_ip: self.client_ip,
+            duration: self.started.elapsed(),
+            retries: self.retries,
+        });
+    }
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.report(CLIENT_CLOSED_REQUEST, None);
+        }
+    }
 }
 
 fn protocol_of(parts: &http::request::Parts) -> Protocol {
