@@ -114,6 +114,22 @@ fn dynamic(a: &str, b: &str) -> String {
       rule: "Host(`chain.test`)"
       service: b
       middlewares: [the-chain]
+    allowed:
+      rule: "Host(`allow.test`)"
+      service: a
+      middlewares: [from-loopback]
+    denied:
+      rule: "Host(`deny.test`)"
+      service: a
+      middlewares: [from-private]
+    denied-404:
+      rule: "Host(`deny404.test`)"
+      service: a
+      middlewares: [from-private-404]
+    by-depth:
+      rule: "Host(`depth.test`)"
+      service: a
+      middlewares: [by-depth]
     prio-low:
       rule: "Host(`prio.test`)"
       priority: 1
@@ -172,6 +188,21 @@ fn dynamic(a: &str, b: &str) -> String {
     the-chain:
       chain:
         middlewares: [strip-api, add-root]
+    from-loopback:
+      ipAllowList:
+        sourceRange: ["127.0.0.0/8", "10.9.8.7"]
+    from-private:
+      ipAllowList:
+        sourceRange: ["10.0.0.0/8"]
+    from-private-404:
+      ipAllowList:
+        sourceRange: ["10.0.0.0/8"]
+        rejectStatusCode: 404
+    by-depth:
+      ipAllowList:
+        sourceRange: ["127.0.0.1"]
+        ipStrategy:
+          depth: 1
 "#
     )
 }
@@ -230,12 +261,24 @@ fn cases() -> Vec<Case> {
         case("GET", "prio.test", "/"),
         case("GET", "other-prio.test", "/"),
         case("GET", "nowhere.test", "/"),
+        case("GET", "allow.test", "/"),
+        case("GET", "deny.test", "/"),
+        case("GET", "deny404.test", "/"),
+        case("GET", "depth.test", "/"),
     ];
     let with = |method, host, path, extra: Vec<(&'static str, &'static str)>| {
         let mut c = case(method, host, path);
         c.headers.extend(extra);
         c
     };
+    // A client's own X-Forwarded-For is not trusted: removed before the
+    // allow list looks.
+    v.push(with(
+        "GET",
+        "depth.test",
+        "/",
+        vec![("x-forwarded-for", "127.0.0.1")],
+    ));
     v.push(with("GET", "h.test", "/", vec![("x-env", "prod")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "dev-12")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "staging")]));
@@ -338,12 +381,14 @@ async fn same_answers_as_traefik() {
     assert!(cases.len() >= 30);
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
+    let mut forbidden = 0;
     for c in &cases {
         let t = observe(&traefik_base, c).await;
         reached_backend += usize::from(t.backend.is_some());
         prefixed += usize::from(t.forwarded_prefix.is_some());
         redirected += usize::from(t.location.is_some());
         refused += usize::from(t.status == 401 || t.status == 404);
+        forbidden += usize::from(t.status == 403);
         let mut e = observe(&escale_base, c).await;
         // Redirect targets carry each proxy's own port in the Host they echo.
         if let (Some(tl), Some(el)) = (&t.location, &mut e.location) {
@@ -368,6 +413,8 @@ async fn same_answers_as_traefik() {
     );
     assert!(redirected >= 3, "{redirected} redirects");
     assert!(refused >= 3, "{refused} 401/404 answers");
+    // ipAllowList: deny.test, and depth.test twice.
+    assert!(forbidden >= 3, "{forbidden} 403 answers");
     assert!(
         differences.is_empty(),
         "{} of {} requests differ:\n{}",

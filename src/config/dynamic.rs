@@ -319,6 +319,12 @@ pub struct Middleware {
     pub rate_limit: Option<RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    #[serde(rename = "ipAllowList", skip_serializing_if = "Option::is_none")]
+    pub ip_allow_list: Option<IpAllowList>,
+    /// Traefik 2's name for `ipAllowList` (without `rejectStatusCode`),
+    /// still found in v2 labels.
+    #[serde(rename = "ipWhiteList", skip_serializing_if = "Option::is_none")]
+    pub ip_white_list: Option<IpAllowList>,
     // Traefik middlewares escale does not implement: accepted with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffering: Option<Unsupported>,
@@ -334,8 +340,6 @@ pub struct Middleware {
     pub forward_auth: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_web: Option<Unsupported>,
-    #[serde(rename = "ipAllowList", skip_serializing_if = "Option::is_none")]
-    pub ip_allow_list: Option<Unsupported>,
     #[serde(rename = "passTLSClientCert", skip_serializing_if = "Option::is_none")]
     pub pass_tls_client_cert: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -499,6 +503,21 @@ pub struct IpStrategy {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+pub struct IpAllowList {
+    pub source_range: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_strategy: Option<IpStrategy>,
+    /// 0: Traefik's default, 403.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reject_status_code: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct InFlightReq {
     pub amount: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -600,6 +619,7 @@ impl Middleware {
             forward_auth => "forwardAuth",
             grpc_web => "grpcWeb",
             ip_allow_list => "ipAllowList",
+            ip_white_list => "ipWhiteList",
             pass_tls_client_cert => "passTLSClientCert",
             plugin => "plugin",
         );

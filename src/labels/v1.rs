@@ -15,8 +15,9 @@
 //! A label escale cannot honour disables what it belongs to: a broken
 //! `frontend.*` label disables that frontend's router, a broken `backend.*`
 //! label every router of the service. Security features that escale does not
-//! implement (digest and forward auth, IP whitelists) disable the router too,
-//! rather than expose the backend without them.
+//! implement (digest and forward auth, a whitelist read from
+//! `X-Forwarded-For`) disable the router too, rather than expose the backend
+//! without them.
 
 use std::collections::BTreeMap;
 
@@ -26,9 +27,9 @@ use super::{
 };
 use crate::config::duration::GoDuration;
 use crate::config::dynamic::{
-    BasicAuth, CircuitBreaker, DynamicConfig, Headers, HealthCheck, InFlightReq, LoadBalancer,
-    Middleware, RateLimit, RedirectRegex, RedirectScheme, Router, RuleSyntax, Service,
-    SourceCriterion, Sticky, StickyCookie,
+    BasicAuth, CircuitBreaker, DynamicConfig, Headers, HealthCheck, InFlightReq, IpAllowList,
+    LoadBalancer, Middleware, RateLimit, RedirectRegex, RedirectScheme, Router, RuleSyntax,
+    Service, SourceCriterion, Sticky, StickyCookie,
 };
 use crate::rules;
 
@@ -72,6 +73,9 @@ const KNOWN: &[&str] = &[
     "frontend.priority",
     "frontend.entrypoints",
     "frontend.passhostheader",
+    "frontend.whitelist.sourcerange",
+    "frontend.whitelist.usexforwardedfor",
+    "frontend.whitelistsourcerange",
     "frontend.auth.basic",
     "frontend.auth.basic.users",
     "frontend.auth.basic.usersfile",
@@ -407,12 +411,6 @@ fn classify(sub: &str) -> Kind {
     if sub.starts_with("frontend.auth.digest") || sub.starts_with("frontend.auth.forward") {
         return Kind::Refused(
             "digest and forward auth are not supported by escale; \
-             the frontend is disabled rather than exposed without it",
-        );
-    }
-    if sub.starts_with("frontend.whitelist") {
-        return Kind::Refused(
-            "IP whitelists are not supported by escale; \
              the frontend is disabled rather than exposed without it",
         );
     }
@@ -773,6 +771,32 @@ fn middlewares(
                 },
             ));
         }
+    }
+
+    // Before authentication: a client from elsewhere gets 403, not 401.
+    let from_xff = get_bool(seg, "frontend.whitelist.usexforwardedfor", errors) == Some(true);
+    if from_xff && let Some(l) = seg.get("frontend.whitelist.usexforwardedfor") {
+        errors.error(
+            l.key,
+            "useXForwardedFor is not supported by escale: it lets through any \
+             address a client writes in X-Forwarded-For; the frontend is disabled \
+             rather than exposed (v3 labels: ipAllowList with ipStrategy)",
+        );
+    }
+    let ranges = seg
+        .get("frontend.whitelist.sourcerange")
+        .or_else(|| seg.get("frontend.whitelistsourcerange"));
+    if let Some(ranges) = ranges.filter(|_| !from_xff) {
+        out.push((
+            format!("{router}-whitelist"),
+            Middleware {
+                ip_allow_list: Some(IpAllowList {
+                    source_range: split_list(ranges.value),
+                    ..IpAllowList::default()
+                }),
+                ..Middleware::default()
+            },
+        ));
     }
 
     let users = seg
@@ -1141,6 +1165,11 @@ mod tests {
                 ("traefik.frontend.rateLimit.rateSet.r1.average", "100"),
                 ("traefik.frontend.rateLimit.rateSet.r1.burst", "200"),
                 ("traefik.frontend.rateLimit.rateSet.r1.period", "10s"),
+                (
+                    "traefik.frontend.whiteList.sourceRange",
+                    "10.0.0.0/8, 192.168.1.7",
+                ),
+                ("traefik.frontend.whiteList.useXForwardedFor", "false"),
             ]),
             &d,
         );
@@ -1151,6 +1180,7 @@ mod tests {
             vec![
                 "admin-redirect",
                 "admin-ratelimit-r1",
+                "admin-whitelist",
                 "admin-auth",
                 "admin-headers",
                 "admin-maxconn"
@@ -1175,6 +1205,9 @@ mod tests {
                 .unwrap()
                 .request_host
         );
+        let allowed = m["admin-whitelist"].ip_allow_list.as_ref().unwrap();
+        assert_eq!(allowed.source_range, vec!["10.0.0.0/8", "192.168.1.7"]);
+        assert!(allowed.ip_strategy.is_none());
         let rl = m["admin-ratelimit-r1"].rate_limit.as_ref().unwrap();
         assert_eq!((rl.average, rl.burst), (100, 200));
         assert_eq!(rl.period, Some(GoDuration::from_secs(10)));
@@ -1217,9 +1250,9 @@ mod tests {
             ("traefik.frontend.rule", "Hots:alderaan", ""),
             ("traefik.frontend.auth.basic.userz", "a:b", "unknown label"),
             (
-                "traefik.frontend.whiteList.sourceRange",
-                "10.0.0.0/8",
-                "whitelist",
+                "traefik.frontend.whiteList.useXForwardedFor",
+                "true",
+                "useXForwardedFor",
             ),
             ("traefik.protocol", "ftp", "protocol"),
         ] {

@@ -562,6 +562,42 @@ mod tests {
     }
 
     #[test]
+    fn ip_allow_lists_in_v3_and_v2_labels() {
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.http.routers.app.rule", "Host(`a.test`)"),
+                ("traefik.http.services.app.loadbalancer.server.port", "80"),
+                (
+                    "traefik.http.middlewares.office.ipallowlist.sourcerange",
+                    "127.0.0.1/32, 192.168.1.7",
+                ),
+                (
+                    "traefik.http.middlewares.office.ipallowlist.ipstrategy.depth",
+                    "2",
+                ),
+                (
+                    "traefik.http.middlewares.office.ipallowlist.rejectstatuscode",
+                    "404",
+                ),
+                (
+                    "traefik.http.middlewares.old.ipwhitelist.sourcerange",
+                    "10.0.0.0/8",
+                ),
+            ]),
+            &defaults(),
+        );
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        let m = &out.config.http.middlewares;
+        let office = m["office"].ip_allow_list.as_ref().unwrap();
+        assert_eq!(office.source_range, vec!["127.0.0.1/32", "192.168.1.7"]);
+        assert_eq!(office.ip_strategy.as_ref().unwrap().depth, 2);
+        assert_eq!(office.reject_status_code, 404);
+        let old = m["old"].ip_white_list.as_ref().unwrap();
+        assert_eq!(old.source_range, vec!["10.0.0.0/8"]);
+    }
+
+    #[test]
     fn bad_keys_disable_only_their_object() {
         let out = parse_any(
             "svc",

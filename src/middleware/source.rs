@@ -3,12 +3,14 @@
 //! taken from `X-Forwarded-For` by depth or by excluding known proxies), a
 //! request header, or the request host.
 
+use std::borrow::Cow;
+
 use http::header::{self, HeaderName};
 use http::request;
 use ipnet::IpNet;
 
 use super::RequestCtx;
-use crate::config::dynamic::SourceCriterion;
+use crate::config::dynamic::{self, SourceCriterion};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IpStrategy {
@@ -41,20 +43,7 @@ impl Source {
             (_, Some(_), true) => {
                 Err("requestHost and RequestHeaderName are mutually exclusive".into())
             }
-            (Some(ip), None, false) => {
-                if ip.depth > 0 {
-                    return Ok(Source::Ip(IpStrategy::Depth(ip.depth as usize)));
-                }
-                if ip.excluded_ips.is_empty() {
-                    return Ok(Source::Ip(IpStrategy::Remote));
-                }
-                let nets = ip
-                    .excluded_ips
-                    .iter()
-                    .map(|s| parse_net(s))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Source::Ip(IpStrategy::Excluded(nets)))
-            }
+            (Some(ip), None, false) => IpStrategy::from_config(Some(ip)).map(Source::Ip),
             (None, Some(h), false) => HeaderName::try_from(h)
                 .map(Source::Header)
                 .map_err(|_| format!("invalid requestHeaderName {h:?}")),
@@ -67,27 +56,7 @@ impl Source {
     /// requests together).
     pub fn extract(&self, req: &request::Parts, ctx: &RequestCtx) -> String {
         match self {
-            Source::Ip(IpStrategy::Remote) => ctx.client_ip.to_string(),
-            Source::Ip(IpStrategy::Depth(depth)) => {
-                let xff = first_xff(req);
-                let parts: Vec<&str> = xff.split(',').collect();
-                if parts.len() < *depth {
-                    return String::new();
-                }
-                parts[parts.len() - depth].trim().to_string()
-            }
-            Source::Ip(IpStrategy::Excluded(nets)) => first_xff(req)
-                .split(',')
-                .rev()
-                .map(str::trim)
-                .filter(|ip| !ip.is_empty())
-                .find(|ip| {
-                    ip.parse::<std::net::IpAddr>()
-                        .map(|ip| !nets.iter().any(|n| n.contains(&ip)))
-                        .unwrap_or(true)
-                })
-                .unwrap_or("")
-                .to_string(),
+            Source::Ip(strategy) => strategy.pick(req, ctx).into_owned(),
             Source::Header(name) => req
                 .headers
                 .get(name)
@@ -103,6 +72,56 @@ impl Source {
     }
 }
 
+impl IpStrategy {
+    /// Reads `ipStrategy`: `depth` wins over `excludedIPs`; neither, or no
+    /// strategy at all, is the TCP peer.
+    pub fn from_config(c: Option<&dynamic::IpStrategy>) -> Result<IpStrategy, String> {
+        let Some(ip) = c else {
+            return Ok(IpStrategy::Remote);
+        };
+        if ip.depth > 0 {
+            return Ok(IpStrategy::Depth(ip.depth as usize));
+        }
+        if ip.excluded_ips.is_empty() {
+            return Ok(IpStrategy::Remote);
+        }
+        let nets = ip
+            .excluded_ips
+            .iter()
+            .map(|s| parse_net(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IpStrategy::Excluded(nets))
+    }
+
+    /// The client address this strategy picks, as written; empty when the
+    /// header does not have it.
+    pub fn pick<'r>(&self, req: &'r request::Parts, ctx: &RequestCtx) -> Cow<'r, str> {
+        match self {
+            IpStrategy::Remote => Cow::Owned(ctx.client_ip.to_string()),
+            IpStrategy::Depth(depth) => {
+                let parts: Vec<&str> = first_xff(req).split(',').collect();
+                if parts.len() < *depth {
+                    return Cow::Borrowed("");
+                }
+                Cow::Borrowed(parts[parts.len() - depth].trim())
+            }
+            IpStrategy::Excluded(nets) => Cow::Borrowed(
+                first_xff(req)
+                    .split(',')
+                    .rev()
+                    .map(str::trim)
+                    .filter(|ip| !ip.is_empty())
+                    .find(|ip| {
+                        ip.parse::<std::net::IpAddr>()
+                            .map(|ip| !nets.iter().any(|n| n.contains(&ip)))
+                            .unwrap_or(true)
+                    })
+                    .unwrap_or(""),
+            ),
+        }
+    }
+}
+
 /// Go's `Header.Get`: the first `X-Forwarded-For` line only.
 fn first_xff(req: &request::Parts) -> &str {
     req.headers
@@ -112,10 +131,15 @@ fn first_xff(req: &request::Parts) -> &str {
 }
 
 fn parse_net(s: &str) -> Result<IpNet, String> {
+    parse_range(s).ok_or_else(|| format!("invalid excludedIPs entry {:?}", s.trim()))
+}
+
+/// An address or a CIDR range, as Traefik's lists take them.
+pub fn parse_range(s: &str) -> Option<IpNet> {
     let s = s.trim();
     s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("invalid excludedIPs entry {s:?}"))
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]
