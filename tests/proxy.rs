@@ -775,6 +775,65 @@ async fn a_client_that_leaves_before_its_answer_is_logged_as_499() {
     .await;
 }
 
+/// compress: a large streamed answer arrives encoded as the client asked,
+/// over HTTP/1.1 and HTTP/2, and decodes to exactly what the backend sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_answers_decode_to_the_backends_bytes() {
+    use http_body_util::BodyExt as _;
+    use std::io::Read as _;
+    let w = Whoami::start("w");
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`zip.test`)\"\n      service: w\n      middlewares: [zip]",
+        &lb("w", &[w.url()]),
+        "    zip:\n      compress: {}",
+    );
+    let esc = Escale::start(&yaml, &[]);
+    esc.routed("zip.test", Duration::from_secs(5)).await;
+    const SIZE: usize = 3 << 20;
+    let expected: Vec<u8> = (b'a'..=b'z').cycle().take(SIZE).collect();
+    let h1 = client();
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    for (accept, encoding) in [("gzip", "gzip"), ("br;q=1, gzip;q=0.5", "br")] {
+        for (protocol, client) in [("HTTP/1.1", &h1), ("HTTP/2", &h2)] {
+            let req = http::Request::get(esc.url(&format!("/data?size={SIZE}")))
+                .header("host", "zip.test")
+                .header("accept-encoding", accept)
+                .body(Default::default())
+                .unwrap();
+            let res = client.request(req).await.unwrap();
+            assert_eq!(res.status(), 200, "{protocol} {accept}");
+            assert_eq!(
+                res.headers()["content-encoding"],
+                encoding,
+                "{protocol} {accept}"
+            );
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert!(
+                body.len() < SIZE / 50,
+                "{protocol} {accept}: {} bytes",
+                body.len()
+            );
+            let mut decoded = Vec::new();
+            if encoding == "gzip" {
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut decoded)
+                    .unwrap();
+            } else {
+                brotli::Decompressor::new(&body[..], 4096)
+                    .read_to_end(&mut decoded)
+                    .unwrap();
+            }
+            assert!(
+                decoded == expected,
+                "{protocol} {accept}: {} bytes decoded",
+                decoded.len()
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_backend_and_access_log() {
     let w = Whoami::start("h2c-backend");

@@ -130,6 +130,14 @@ fn dynamic(a: &str, b: &str) -> String {
       rule: "Host(`depth.test`)"
       service: a
       middlewares: [by-depth]
+    compressed:
+      rule: "Host(`zip.test`)"
+      service: a
+      middlewares: [compress]
+    compressed-json-only:
+      rule: "Host(`zipjson.test`)"
+      service: a
+      middlewares: [compress-json]
     prio-low:
       rule: "Host(`prio.test`)"
       priority: 1
@@ -198,6 +206,12 @@ fn dynamic(a: &str, b: &str) -> String {
       ipAllowList:
         sourceRange: ["10.0.0.0/8"]
         rejectStatusCode: 404
+    compress:
+      compress: {{}}
+    compress-json:
+      compress:
+        includedContentTypes: ["application/json"]
+        encodings: ["br", "gzip"]
     by-depth:
       ipAllowList:
         sourceRange: ["127.0.0.1"]
@@ -279,6 +293,21 @@ fn cases() -> Vec<Case> {
         "/",
         vec![("x-forwarded-for", "127.0.0.1")],
     ));
+    // compress: whoami's 4 KiB of /data (no declared length) is encoded as
+    // the client's Accept-Encoding and the middleware's order choose; its
+    // short text answers (under 1024 bytes) and other content types are not.
+    for (host, path, accept) in [
+        ("zip.test", "/data?size=4096", "gzip"),
+        ("zip.test", "/data?size=4096", "br"),
+        ("zip.test", "/data?size=4096", "gzip, deflate, br, zstd"),
+        ("zip.test", "/data?size=4096", "br;q=0.9, gzip;q=0.5"),
+        ("zip.test", "/data?size=4096", "identity"),
+        ("zip.test", "/", "gzip"),
+        ("zipjson.test", "/data?size=4096", "gzip, br"),
+        ("zipjson.test", "/api", "gzip, br"),
+    ] {
+        v.push(with("GET", host, path, vec![("accept-encoding", accept)]));
+    }
     v.push(with("GET", "h.test", "/", vec![("x-env", "prod")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "dev-12")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "staging")]));
@@ -320,6 +349,8 @@ struct Seen {
     added_header: Option<String>,
     location: Option<String>,
     resp_header: Option<String>,
+    content_encoding: Option<String>,
+    vary: Option<String>,
 }
 
 async fn observe(base: &str, c: &Case) -> Seen {
@@ -341,6 +372,14 @@ async fn observe(base: &str, c: &Case) -> Seen {
         resp_header: r
             .headers
             .get("x-resp")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+        content_encoding: r
+            .headers
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+        vary: r
+            .headers
+            .get("vary")
             .map(|v| v.to_str().unwrap_or("").to_string()),
     }
 }
@@ -381,7 +420,7 @@ async fn same_answers_as_traefik() {
     assert!(cases.len() >= 30);
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
-    let mut forbidden = 0;
+    let (mut forbidden, mut encoded) = (0, 0);
     for c in &cases {
         let t = observe(&traefik_base, c).await;
         reached_backend += usize::from(t.backend.is_some());
@@ -389,6 +428,7 @@ async fn same_answers_as_traefik() {
         redirected += usize::from(t.location.is_some());
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
+        encoded += usize::from(t.content_encoding.is_some());
         let mut e = observe(&escale_base, c).await;
         // Redirect targets carry each proxy's own port in the Host they echo.
         if let (Some(tl), Some(el)) = (&t.location, &mut e.location) {
@@ -415,6 +455,7 @@ async fn same_answers_as_traefik() {
     assert!(refused >= 3, "{refused} 401/404 answers");
     // ipAllowList: deny.test, and depth.test twice.
     assert!(forbidden >= 3, "{forbidden} 403 answers");
+    assert!(encoded >= 4, "{encoded} encoded answers");
     assert!(
         differences.is_empty(),
         "{} of {} requests differ:\n{}",

@@ -319,6 +319,8 @@ pub struct Middleware {
     pub rate_limit: Option<RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress: Option<Compress>,
     #[serde(rename = "ipAllowList", skip_serializing_if = "Option::is_none")]
     pub ip_allow_list: Option<IpAllowList>,
     /// Traefik 2's name for `ipAllowList` (without `rejectStatusCode`),
@@ -328,8 +330,6 @@ pub struct Middleware {
     // Traefik middlewares escale does not implement: accepted with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffering: Option<Unsupported>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compress: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -533,6 +533,23 @@ pub struct RateLimit {
     pub burst: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Compress {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded_content_types: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub included_content_types: Vec<String>,
+    /// `None`: Traefik's default, 1024.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_response_body_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub default_encoding: String,
+    /// In order of preference; empty: Traefik's default (gzip, br, zstd).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -562,6 +562,33 @@ mod tests {
     }
 
     #[test]
+    fn compress_in_labels_true_or_with_options() {
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.http.routers.app.rule", "Host(`a.test`)"),
+                ("traefik.http.services.app.loadbalancer.server.port", "80"),
+                ("traefik.http.middlewares.zip.compress", "true"),
+                (
+                    "traefik.http.middlewares.zip2.compress.encodings",
+                    "br, gzip",
+                ),
+                (
+                    "traefik.http.middlewares.zip2.compress.minresponsebodybytes",
+                    "2048",
+                ),
+            ]),
+            &defaults(),
+        );
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        let m = &out.config.http.middlewares;
+        assert_eq!(m["zip"].compress, Some(Default::default()));
+        let zip2 = m["zip2"].compress.as_ref().unwrap();
+        assert_eq!(zip2.encodings, vec!["br", "gzip"]);
+        assert_eq!(zip2.min_response_body_bytes, Some(2048));
+    }
+
+    #[test]
     fn ip_allow_lists_in_v3_and_v2_labels() {
         let out = parse_any(
             "app",

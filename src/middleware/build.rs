@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, CircuitBreaker, Headers, InFlightReq, IpAllowList, Layer,
+    AddPrefix, BasicAuth, CircuitBreaker, Compress, Headers, InFlightReq, IpAllowList, Layer,
     MiddlewareError, RateLimit, RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex,
     Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
 };
@@ -140,6 +140,8 @@ fn build_into(
         push(layers, RateLimit::new(name, c)?);
     } else if let Some(c) = &mw.circuit_breaker {
         push(layers, CircuitBreaker::new(name, c)?);
+    } else if let Some(c) = &mw.compress {
+        push(layers, Compress::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
         push(layers, IpAllowList::new(name, c)?);
     } else {

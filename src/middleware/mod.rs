@@ -28,6 +28,8 @@ pub struct RequestCtx {
     pub scheme: &'static str,
     /// Values that must live as long as the exchange (in-flight permits, ...).
     pub guards: Vec<Box<dyn Any + Send + Sync>>,
+    /// The response encoding `compress` chose from the request.
+    pub compress: compress::Negotiated,
 }
 
 impl RequestCtx {
@@ -36,6 +38,7 @@ impl RequestCtx {
             client_ip,
             scheme,
             guards: Vec::new(),
+            compress: compress::Negotiated(None),
         }
     }
 }
@@ -87,12 +90,24 @@ pub trait Layer: Send + Sync + Debug {
     /// Runs on the backend's (or an earlier middleware's) response, in reverse
     /// chain order.
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
+
+    /// Runs after `on_response`, for the middlewares that change the body
+    /// (`compress`): returns the body to send instead.
+    fn on_response_body(
+        &self,
+        _res: &mut response::Parts,
+        body: crate::proxy::body::Body,
+        _ctx: &RequestCtx,
+    ) -> crate::proxy::body::Body {
+        body
+    }
 }
 
 mod add_prefix;
 mod basic_auth;
 mod build;
 pub mod circuit_breaker;
+pub mod compress;
 mod gourl;
 mod headers;
 mod htpasswd;
@@ -113,6 +128,7 @@ pub use add_prefix::AddPrefix;
 pub use basic_auth::BasicAuth;
 pub use build::{Lookup, build, build_list};
 pub use circuit_breaker::CircuitBreaker;
+pub use compress::Compress;
 pub use headers::{Headers, NoXForwardedFor};
 pub use in_flight::InFlightReq;
 pub use ip_allow_list::IpAllowList;
