@@ -947,11 +947,11 @@ prority = 3
         let yaml = "\
 http:
   middlewares:
-    auth:
-      forwardAuth:
-        address: https://auth.example.com/
-    gz:
-      compress: {}
+    pages:
+      errors:
+        status: [500-599]
+    web:
+      grpcWeb: {}
 tcp:
   routers: {}
 ";
@@ -961,11 +961,11 @@ tcp:
         assert_eq!(issues[0].line, Some(4));
         assert_eq!(
             issues[0].message,
-            "`http.middlewares.auth.forwardAuth` is not supported by escale and is ignored"
+            "`http.middlewares.pages.errors` is not supported by escale and is ignored"
         );
         assert_eq!(issues[1].line, Some(7));
         assert_eq!(issues[2].key.as_deref(), Some("tcp"));
-        assert_eq!(cfg.http.middlewares["auth"].kind(), Some("forwardAuth"));
+        assert_eq!(cfg.http.middlewares["pages"].kind(), Some("errors"));
         assert!(cfg.tcp.is_some());
     }
 
