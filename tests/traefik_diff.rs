@@ -27,7 +27,67 @@ fn traefik_bin() -> PathBuf {
     p
 }
 
-fn dynamic(a: &str, b: &str) -> String {
+/// An authentication server for `forwardAuth`, on 127.0.0.1: it decides by
+/// the `X-Forwarded-Uri` it is sent, and tells in `X-Auth-Seen` what it
+/// was sent, so that both proxies' auth requests can be compared.
+async fn auth_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                let request_line = head.lines().next().unwrap_or("").to_string();
+                let seen = format!(
+                    "{request_line}|method={}|proto={}|host={}|uri={}|for={}|port={}|cookie={}|ua={}",
+                    header("x-forwarded-method"),
+                    header("x-forwarded-proto"),
+                    header("x-forwarded-host"),
+                    header("x-forwarded-uri"),
+                    header("x-forwarded-for"),
+                    header("x-forwarded-port"),
+                    header("cookie"),
+                    header("user-agent"),
+                );
+                let uri = header("x-forwarded-uri");
+                let answer = if uri.starts_with("/ok") {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nX-Auth-User: alice\r\nX-Auth-Seen: {seen}\r\n\
+                         Set-Cookie: session=fresh; Path=/\r\nContent-Length: 0\r\n\r\n"
+                    )
+                } else if uri.starts_with("/login") {
+                    "HTTP/1.1 302 Found\r\nLocation: /sign-in?rd=x\r\nContent-Length: 0\r\n\r\n"
+                        .to_string()
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer\r\n\
+                     Content-Length: 6\r\n\r\ndenied"
+                        .to_string()
+                };
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/verify")
+}
+
+fn dynamic(a: &str, b: &str, auth: &str) -> String {
     // admin:admin in bcrypt, apr1 and sha1 forms.
     format!(
         r#"http:
@@ -130,6 +190,14 @@ fn dynamic(a: &str, b: &str) -> String {
       rule: "Host(`depth.test`)"
       service: a
       middlewares: [by-depth]
+    forward-auth:
+      rule: "Host(`fa.test`)"
+      service: a
+      middlewares: [forward-auth]
+    forward-auth-trusting:
+      rule: "Host(`fat.test`)"
+      service: a
+      middlewares: [forward-auth-trusting]
     compressed:
       rule: "Host(`zip.test`)"
       service: a
@@ -206,6 +274,16 @@ fn dynamic(a: &str, b: &str) -> String {
       ipAllowList:
         sourceRange: ["10.0.0.0/8"]
         rejectStatusCode: 404
+    forward-auth:
+      forwardAuth:
+        address: "{auth}"
+        authResponseHeaders: ["X-Auth-User", "X-Auth-Seen"]
+        addAuthCookiesToResponse: ["session"]
+    forward-auth-trusting:
+      forwardAuth:
+        address: "{auth}"
+        trustForwardHeader: true
+        authResponseHeadersRegex: "^X-Auth-"
     compress:
       compress: {{}}
     compress-json:
@@ -308,6 +386,23 @@ fn cases() -> Vec<Case> {
     ] {
         v.push(with("GET", host, path, vec![("accept-encoding", accept)]));
     }
+    // forwardAuth: allowed (the auth server's headers reach the backend),
+    // refused (its 401 and body reach the client), redirected (its relative
+    // Location made absolute), with the legacy and the trusting behaviour.
+    for host in ["fa.test", "fat.test"] {
+        for path in ["/ok/page?x=1", "/login", "/private"] {
+            v.push(with(
+                "GET",
+                host,
+                path,
+                vec![
+                    ("cookie", "a=1"),
+                    ("x-auth-user", "mallory"),
+                    ("user-agent", "diff-test"),
+                ],
+            ));
+        }
+    }
     v.push(with("GET", "h.test", "/", vec![("x-env", "prod")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "dev-12")]));
     v.push(with("GET", "h.test", "/", vec![("x-env", "staging")]));
@@ -351,9 +446,14 @@ struct Seen {
     resp_header: Option<String>,
     content_encoding: Option<String>,
     vary: Option<String>,
+    auth_user: Option<String>,
+    auth_seen: Option<String>,
+    www_authenticate: Option<String>,
+    set_cookie: Option<String>,
+    body_if_short: Option<String>,
 }
 
-async fn observe(base: &str, c: &Case) -> Seen {
+async fn observe(base: &str, c: &Case, port_a: &str, port_b: &str) -> Seen {
     let url = format!("{base}{}", c.path);
     let r = request(c.method, &url, &c.headers, "")
         .await
@@ -381,6 +481,20 @@ async fn observe(base: &str, c: &Case) -> Seen {
             .headers
             .get("vary")
             .map(|v| v.to_str().unwrap_or("").to_string()),
+        auth_user: r.echo("X-Auth-User"),
+        // The proxies' own ports differ in what the auth server saw.
+        auth_seen: r
+            .echo("X-Auth-Seen")
+            .map(|v| v.replace(port_a, "P").replace(port_b, "P")),
+        www_authenticate: r
+            .headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+        set_cookie: r
+            .headers
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+        body_if_short: (r.body.len() < 32).then(|| r.body.clone()),
     }
 }
 
@@ -388,7 +502,8 @@ async fn observe(base: &str, c: &Case) -> Seen {
 async fn same_answers_as_traefik() {
     let a = Whoami::start("a");
     let b = Whoami::start("b");
-    let yaml = dynamic(&a.url(), &b.url());
+    let auth = auth_server().await;
+    let yaml = dynamic(&a.url(), &b.url(), &auth);
     let esc = Escale::start(&yaml, &[]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -420,16 +535,24 @@ async fn same_answers_as_traefik() {
     assert!(cases.len() >= 30);
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
-    let (mut forbidden, mut encoded) = (0, 0);
+    let (mut forbidden, mut encoded, mut authorized, mut sent_to_sign_in) = (0, 0, 0, 0);
     for c in &cases {
-        let t = observe(&traefik_base, c).await;
+        let (tp, ep) = (port.to_string(), esc.web.port().to_string());
+        let t = observe(&traefik_base, c, &tp, &ep).await;
         reached_backend += usize::from(t.backend.is_some());
         prefixed += usize::from(t.forwarded_prefix.is_some());
         redirected += usize::from(t.location.is_some());
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
         encoded += usize::from(t.content_encoding.is_some());
-        let mut e = observe(&escale_base, c).await;
+        authorized += usize::from(t.auth_user.as_deref() == Some("alice"));
+        sent_to_sign_in += usize::from(
+            t.status == 302
+                && t.location
+                    .as_deref()
+                    .is_some_and(|l| l.contains("/sign-in")),
+        );
+        let mut e = observe(&escale_base, c, &tp, &ep).await;
         // Redirect targets carry each proxy's own port in the Host they echo.
         if let (Some(tl), Some(el)) = (&t.location, &mut e.location) {
             *el = el.replace(&esc.web.port().to_string(), &port.to_string());
@@ -456,6 +579,14 @@ async fn same_answers_as_traefik() {
     // ipAllowList: deny.test, and depth.test twice.
     assert!(forbidden >= 3, "{forbidden} 403 answers");
     assert!(encoded >= 4, "{encoded} encoded answers");
+    assert!(
+        authorized >= 2,
+        "{authorized} requests let through by forwardAuth"
+    );
+    assert!(
+        sent_to_sign_in >= 2,
+        "{sent_to_sign_in} forwardAuth redirects"
+    );
     assert!(
         differences.is_empty(),
         "{} of {} requests differ:\n{}",

@@ -321,6 +321,8 @@ pub struct Middleware {
     pub circuit_breaker: Option<CircuitBreaker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compress: Option<Compress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_auth: Option<ForwardAuth>,
     #[serde(rename = "ipAllowList", skip_serializing_if = "Option::is_none")]
     pub ip_allow_list: Option<IpAllowList>,
     /// Traefik 2's name for `ipAllowList` (without `rejectStatusCode`),
@@ -336,8 +338,6 @@ pub struct Middleware {
     pub digest_auth: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Unsupported>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forward_auth: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_web: Option<Unsupported>,
     #[serde(rename = "passTLSClientCert", skip_serializing_if = "Option::is_none")]
@@ -533,6 +533,42 @@ pub struct RateLimit {
     pub burst: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ForwardAuth {
+    pub address: String,
+    /// `None` (unset) is Traefik's legacy behaviour, unlike `false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_forward_header: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth_response_headers: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_response_headers_regex: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth_request_headers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_auth_cookies_to_response: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preserve_location_header: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preserve_request_method: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_body_size: Option<i64>,
+    #[serde(rename = "authSigninURL", skip_serializing_if = "String::is_empty")]
+    pub auth_signin_url: String,
+    /// Refused when true: the auth server would not get the body.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forward_body: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<i64>,
+    /// Refused when set: https auth servers are not supported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Unsupported>,
+    /// Names the user in Traefik's access log; not in escale's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<Unsupported>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -562,13 +562,25 @@ mod tests {
     }
 
     #[test]
-    fn compress_in_labels_true_or_with_options() {
+    fn compress_and_forward_auth_in_labels() {
         let out = parse_any(
             "app",
             &labels(&[
                 ("traefik.http.routers.app.rule", "Host(`a.test`)"),
                 ("traefik.http.services.app.loadbalancer.server.port", "80"),
                 ("traefik.http.middlewares.zip.compress", "true"),
+                (
+                    "traefik.http.middlewares.sso.forwardauth.address",
+                    "http://authelia:9091/api/verify?rd=https://login.test/",
+                ),
+                (
+                    "traefik.http.middlewares.sso.forwardauth.trustForwardHeader",
+                    "true",
+                ),
+                (
+                    "traefik.http.middlewares.sso.forwardauth.authResponseHeaders",
+                    "Remote-User,Remote-Groups",
+                ),
                 (
                     "traefik.http.middlewares.zip2.compress.encodings",
                     "br, gzip",
@@ -586,6 +598,16 @@ mod tests {
         let zip2 = m["zip2"].compress.as_ref().unwrap();
         assert_eq!(zip2.encodings, vec!["br", "gzip"]);
         assert_eq!(zip2.min_response_body_bytes, Some(2048));
+        let sso = m["sso"].forward_auth.as_ref().unwrap();
+        assert_eq!(
+            sso.address,
+            "http://authelia:9091/api/verify?rd=https://login.test/"
+        );
+        assert_eq!(sso.trust_forward_header, Some(true));
+        assert_eq!(
+            sso.auth_response_headers,
+            vec!["Remote-User", "Remote-Groups"]
+        );
     }
 
     #[test]

@@ -328,7 +328,7 @@ impl Layer for BasicAuth {
                     let ok = tokio::task::spawn_blocking(move || hash.verify(&password))
                         .await
                         .unwrap_or(false);
-                    let finish: Finish = Box::new(move |req| match user {
+                    let finish: Finish = Box::new(move |req, _ctx| match user {
                         Some(user) if ok => {
                             admission.cache.insert(header.as_bytes(), &user);
                             admission.admit(req, &user)
@@ -380,7 +380,7 @@ mod tests {
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(deferred.resolve(&mut req));
+                .block_on(deferred.resolve(&mut req, &mut ctx));
         }
         (flow, req)
     }
@@ -606,7 +606,7 @@ mod tests {
                 panic!("a bcrypt check must not run on the serving thread");
             };
             let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
-            let flow = deferred.resolve(&mut req).await;
+            let flow = deferred.resolve(&mut req, &mut ctx).await;
             assert_eq!(matches!(flow, Flow::Continue), admitted, "{user}");
             // The thread served its other task while the hash was computed.
             assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > before);

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, CircuitBreaker, Compress, Headers, InFlightReq, IpAllowList, Layer,
-    MiddlewareError, RateLimit, RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex,
-    Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
+    AddPrefix, BasicAuth, CircuitBreaker, Compress, ForwardAuth, Headers, InFlightReq, IpAllowList,
+    Layer, MiddlewareError, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
+    ReplacePathRegex, Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
 };
 use crate::config::dynamic::Middleware;
 
@@ -140,6 +140,8 @@ fn build_into(
         push(layers, RateLimit::new(name, c)?);
     } else if let Some(c) = &mw.circuit_breaker {
         push(layers, CircuitBreaker::new(name, c)?);
+    } else if let Some(c) = &mw.forward_auth {
+        push(layers, ForwardAuth::new(name, c)?);
     } else if let Some(c) = &mw.compress {
         push(layers, Compress::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
@@ -322,14 +324,14 @@ mod tests {
         let err = build("cb@file", &broken, &empty).unwrap_err();
         assert_eq!(err.middleware, "cb@file");
         assert!(err.message.contains("empty"), "{}", err.message);
-        let fwd = Middleware {
-            forward_auth: Some(Unsupported(serde_json::json!({"address": "http://auth"}))),
+        let digest = Middleware {
+            digest_auth: Some(Unsupported(serde_json::json!({"users": ["a:b:c"]}))),
             ..Default::default()
         };
-        let err = build("fa@file", &fwd, &empty).unwrap_err();
+        let err = build("da@file", &digest, &empty).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "middleware `fa@file`: middleware type `forwardAuth` is not supported by escale"
+            "middleware `da@file`: middleware type `digestAuth` is not supported by escale"
         );
         let err = build("none@file", &Middleware::default(), &empty).unwrap_err();
         assert_eq!(err.message, "no middleware type is set");

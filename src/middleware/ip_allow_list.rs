@@ -12,10 +12,10 @@ use std::net::IpAddr;
 use http::{StatusCode, request};
 use ipnet::IpNet;
 
-use super::reqhead::go_error;
 use super::source::{IpStrategy, parse_range};
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
+use crate::proxy::body::text_response;
 
 #[derive(Debug)]
 pub struct IpAllowList {
@@ -69,8 +69,9 @@ impl Layer for IpAllowList {
             return Flow::Continue;
         }
         tracing::debug!(client = %client, "refused by ipAllowList");
+        // As Traefik: the status text alone, no newline.
         let text = self.reject.canonical_reason().unwrap_or("Forbidden");
-        Flow::Respond(go_error(self.reject, text))
+        Flow::Respond(text_response(self.reject, text))
     }
 }
 

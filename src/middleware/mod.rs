@@ -30,6 +30,9 @@ pub struct RequestCtx {
     pub guards: Vec<Box<dyn Any + Send + Sync>>,
     /// The response encoding `compress` chose from the request.
     pub compress: compress::Negotiated,
+    /// `Set-Cookie` values `forwardAuth` passes from the auth server to the
+    /// response.
+    pub auth_cookies: Vec<http::HeaderValue>,
 }
 
 impl RequestCtx {
@@ -39,6 +42,7 @@ impl RequestCtx {
             scheme,
             guards: Vec::new(),
             compress: compress::Negotiated(None),
+            auth_cookies: Vec::new(),
         }
     }
 }
@@ -59,8 +63,9 @@ pub enum Flow {
 /// outcome is applied to the request.
 pub struct Deferred(Pin<Box<dyn Future<Output = Finish> + Send>>);
 
-/// Applies a deferred step's outcome to the request.
-pub type Finish = Box<dyn FnOnce(&mut request::Parts) -> Flow + Send>;
+/// Applies a deferred step's outcome to the request (and what the
+/// response step will need to the context).
+pub type Finish = Box<dyn FnOnce(&mut request::Parts, &mut RequestCtx) -> Flow + Send>;
 
 impl Deferred {
     pub fn new(work: impl Future<Output = Finish> + Send + 'static) -> Self {
@@ -68,10 +73,10 @@ impl Deferred {
     }
 
     /// Waits for the work, then applies its outcome (until a step does not wait).
-    pub async fn resolve(self, req: &mut request::Parts) -> Flow {
-        let mut flow = (self.0.await)(req);
+    pub async fn resolve(self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Flow {
+        let mut flow = (self.0.await)(req, ctx);
         while let Flow::Wait(next) = flow {
-            flow = (next.0.await)(req);
+            flow = (next.0.await)(req, ctx);
         }
         flow
     }
@@ -108,6 +113,7 @@ mod basic_auth;
 mod build;
 pub mod circuit_breaker;
 pub mod compress;
+mod forward_auth;
 mod gourl;
 mod headers;
 mod htpasswd;
@@ -129,6 +135,7 @@ pub use basic_auth::BasicAuth;
 pub use build::{Lookup, build, build_list};
 pub use circuit_breaker::CircuitBreaker;
 pub use compress::Compress;
+pub use forward_auth::ForwardAuth;
 pub use headers::{Headers, NoXForwardedFor};
 pub use in_flight::InFlightReq;
 pub use ip_allow_list::IpAllowList;

@@ -171,7 +171,7 @@ impl Proxy {
                 for (i, layer) in route.layers.iter().enumerate() {
                     let mut flow = layer.on_request(&mut parts, &mut ctx);
                     if let Flow::Wait(deferred) = flow {
-                        flow = deferred.resolve(&mut parts).await;
+                        flow = deferred.resolve(&mut parts, &mut ctx).await;
                     }
                     if let Flow::Respond(res) = flow {
                         early = Some((i, res));

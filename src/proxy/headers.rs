@@ -64,6 +64,14 @@ fn is_forwarded_family(name: &HeaderName) -> bool {
     s.starts_with("x-") && FORWARDED_FAMILY.iter().any(|f| f.as_str() == s)
 }
 
+/// Removes every header of the forwarded family (Traefik's
+/// `DeleteXForwardedHeaders`).
+pub fn remove_forwarded_family(headers: &mut HeaderMap) {
+    for name in FORWARDED_FAMILY {
+        headers.remove(name);
+    }
+}
+
 /// Who may set forwarded headers on an entrypoint.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardedPolicy {
