@@ -15,7 +15,7 @@
 //! A label escale cannot honour disables what it belongs to: a broken
 //! `frontend.*` label disables that frontend's router, a broken `backend.*`
 //! label every router of the service. Security features that escale does not
-//! implement (digest and forward auth, a whitelist read from
+//! implement (digest auth, forward auth over TLS, a whitelist read from
 //! `X-Forwarded-For`) disable the router too, rather than expose the backend
 //! without them.
 
@@ -27,9 +27,9 @@ use super::{
 };
 use crate::config::duration::GoDuration;
 use crate::config::dynamic::{
-    BasicAuth, CircuitBreaker, DynamicConfig, Headers, HealthCheck, InFlightReq, IpAllowList,
-    LoadBalancer, Middleware, RateLimit, RedirectRegex, RedirectScheme, Router, RuleSyntax,
-    Service, SourceCriterion, Sticky, StickyCookie,
+    BasicAuth, CircuitBreaker, DynamicConfig, ForwardAuth, Headers, HealthCheck, InFlightReq,
+    IpAllowList, LoadBalancer, Middleware, RateLimit, RedirectRegex, RedirectScheme, Router,
+    RuleSyntax, Service, SourceCriterion, Sticky, StickyCookie,
 };
 use crate::rules;
 
@@ -76,6 +76,9 @@ const KNOWN: &[&str] = &[
     "frontend.whitelist.sourcerange",
     "frontend.whitelist.usexforwardedfor",
     "frontend.whitelistsourcerange",
+    "frontend.auth.forward.address",
+    "frontend.auth.forward.authresponseheaders",
+    "frontend.auth.forward.trustforwardheader",
     "frontend.auth.basic",
     "frontend.auth.basic.users",
     "frontend.auth.basic.usersfile",
@@ -408,9 +411,15 @@ fn classify(sub: &str) -> Kind {
     {
         return Kind::Unsupported;
     }
-    if sub.starts_with("frontend.auth.digest") || sub.starts_with("frontend.auth.forward") {
+    if sub.starts_with("frontend.auth.digest") {
         return Kind::Refused(
-            "digest and forward auth are not supported by escale; \
+            "digest auth is not supported by escale; \
+             the frontend is disabled rather than exposed without it",
+        );
+    }
+    if sub.starts_with("frontend.auth.forward.tls") {
+        return Kind::Refused(
+            "forward auth over TLS is not supported by escale (http auth servers only); \
              the frontend is disabled rather than exposed without it",
         );
     }
@@ -793,6 +802,28 @@ fn middlewares(
                 ip_allow_list: Some(IpAllowList {
                     source_range: split_list(ranges.value),
                     ..IpAllowList::default()
+                }),
+                ..Middleware::default()
+            },
+        ));
+    }
+
+    if let Some(address) = get_str(seg, "frontend.auth.forward.address") {
+        // Traefik 1's `false` is the behaviour Traefik 3 keeps for an unset
+        // trustForwardHeader.
+        let trust =
+            get_bool(seg, "frontend.auth.forward.trustforwardheader", errors).filter(|t| *t);
+        out.push((
+            format!("{router}-forwardauth"),
+            Middleware {
+                forward_auth: Some(ForwardAuth {
+                    address,
+                    trust_forward_header: trust,
+                    auth_response_headers: seg
+                        .get("frontend.auth.forward.authresponseheaders")
+                        .map(|l| split_list(l.value))
+                        .unwrap_or_default(),
+                    ..ForwardAuth::default()
                 }),
                 ..Middleware::default()
             },
@@ -1227,6 +1258,64 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(rr.replacement, "https://r/$1");
+    }
+
+    #[test]
+    fn forward_auth_labels() {
+        let d = v1_defaults();
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.port", "80"),
+                ("traefik.frontend.rule", "Host:app"),
+                (
+                    "traefik.frontend.auth.forward.address",
+                    "http://authelia:9091/api/verify",
+                ),
+                (
+                    "traefik.frontend.auth.forward.authResponseHeaders",
+                    "Remote-User, Remote-Groups",
+                ),
+                ("traefik.frontend.auth.forward.trustForwardHeader", "true"),
+            ]),
+            &d,
+        );
+        assert!(errors_of(&out).is_empty(), "{:?}", out.issues);
+        assert_eq!(
+            out.config.http.routers["app"].middlewares,
+            vec!["app-forwardauth"]
+        );
+        let fa = out.config.http.middlewares["app-forwardauth"]
+            .forward_auth
+            .as_ref()
+            .unwrap();
+        assert_eq!(fa.address, "http://authelia:9091/api/verify");
+        assert_eq!(
+            fa.auth_response_headers,
+            vec!["Remote-User", "Remote-Groups"]
+        );
+        assert_eq!(fa.trust_forward_header, Some(true));
+
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.port", "80"),
+                (
+                    "traefik.frontend.auth.forward.address",
+                    "https://sso/verify",
+                ),
+                ("traefik.frontend.auth.forward.tls.ca", "/ca.pem"),
+            ]),
+            &d,
+        );
+        let errs = errors_of(&out);
+        assert!(
+            errs.iter()
+                .any(|(k, m)| k == "traefik.frontend.auth.forward.tls.ca"
+                    && m.contains("over TLS is not supported")),
+            "{errs:?}"
+        );
+        assert!(out.config.http.routers.is_empty());
     }
 
     #[test]
