@@ -198,8 +198,10 @@ impl Shared {
             headers.insert(header::PROXY_AUTHORIZATION, v);
         }
         // The request's own Host is for the backend; the client's host goes
-        // in X-Forwarded-Host.
+        // in X-Forwarded-Host. Its body is not sent (as Go's `ContentLength`,
+        // the length is not a header there).
         headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
         let trust = self.trust_forward_header;
         if trust == Some(false) {
             headers::remove_forwarded_family(&mut headers);
@@ -482,6 +484,7 @@ mod tests {
             .header("x-drop", "hop")
             .header("x-forwarded-for", "203.0.113.9")
             .header("x-forwarded-prefix", "/app")
+            .header("content-length", "12")
             .body(())
             .unwrap()
             .into_parts()
@@ -516,9 +519,9 @@ mod tests {
         assert_eq!(h["x-forwarded-uri"], "/app/x?y=1");
         assert_eq!(h["x-forwarded-prefix"], "/app");
         assert_eq!(h["cookie"], "a=1");
-        assert!(
-            !h.contains_key("x-drop") && !h.contains_key("connection") && !h.contains_key("host")
-        );
+        for dropped in ["x-drop", "connection", "host", "content-length"] {
+            assert!(!h.contains_key(dropped), "{dropped}");
+        }
         // false: every forwarded header the request had is dropped first.
         let h = sent(Some(false), &[]);
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");
