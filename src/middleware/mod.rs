@@ -96,7 +96,7 @@ pub trait Layer: Send + Sync + Debug {
     /// chain order.
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
 
-    /// Runs after `on_response`, for the middlewares that change the body
+    /// Runs after every layer's `on_response`, for the middlewares that change the body
     /// (`compress`): returns the body to send instead.
     fn on_response_body(
         &self,

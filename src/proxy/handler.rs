@@ -219,13 +219,17 @@ impl Proxy {
                     }
                 };
                 let (mut res_parts, mut res_body) = res.into_parts();
+                // Some response steps read the guards their request step
+                // left (the circuit breaker's start time).
+                for layer in route.layers[..ran].iter().rev() {
+                    layer.on_response(&mut res_parts, &ctx);
+                }
                 // Middleware guards (in-flight permits, ...) live as long as
                 // the response body streams, whatever wraps it below.
                 if let Body::Upstream(_, guard) = &mut res_body {
                     guard.extra.append(&mut ctx.guards);
                 }
                 for layer in route.layers[..ran].iter().rev() {
-                    layer.on_response(&mut res_parts, &ctx);
                     res_body = layer.on_response_body(&mut res_parts, res_body, &ctx);
                 }
                 Response::from_parts(res_parts, res_body)
