@@ -455,27 +455,7 @@ async fn a_malformed_request_body_is_the_clients_fault() {
 /// A backend on 127.0.0.1 that answers each connection's request with the
 /// bytes `answer` gives for its path, then closes.
 async fn raw_backend(answer: fn(&str) -> &'static [u8]) -> std::net::SocketAddr {
-    use tokio::io::AsyncReadExt as _;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head);
-                let path = head.split(' ').nth(1).unwrap_or("/");
-                let _ = s.write_all(answer(path)).await;
-            });
-        }
-    });
-    addr
+    raw_server(move |head| answer(head.split(' ').nth(1).unwrap_or("/")).to_vec()).await
 }
 
 /// What a backend answers is put in the form the client's HTTP/1.1 expects,

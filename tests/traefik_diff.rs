@@ -31,59 +31,43 @@ fn traefik_bin() -> PathBuf {
 /// the `X-Forwarded-Uri` it is sent, and tells in `X-Auth-Seen` what it
 /// was sent, so that both proxies' auth requests can be compared.
 async fn auth_server() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let header = |name: &str| {
-                    head.lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                        })
-                        .unwrap_or_default()
-                };
-                let request_line = head.lines().next().unwrap_or("").to_string();
-                let seen = format!(
-                    "{request_line}|method={}|proto={}|host={}|uri={}|for={}|port={}|cookie={}|ua={}",
-                    header("x-forwarded-method"),
-                    header("x-forwarded-proto"),
-                    header("x-forwarded-host"),
-                    header("x-forwarded-uri"),
-                    header("x-forwarded-for"),
-                    header("x-forwarded-port"),
-                    header("cookie"),
-                    header("user-agent"),
-                );
-                let uri = header("x-forwarded-uri");
-                let answer = if uri.starts_with("/ok") {
-                    format!(
-                        "HTTP/1.1 200 OK\r\nX-Auth-User: alice\r\nX-Auth-Seen: {seen}\r\n\
-                         Set-Cookie: session=fresh; Path=/\r\nContent-Length: 0\r\n\r\n"
-                    )
-                } else if uri.starts_with("/login") {
-                    "HTTP/1.1 302 Found\r\nLocation: /sign-in?rd=x\r\nContent-Length: 0\r\n\r\n"
-                        .to_string()
-                } else {
-                    "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer\r\n\
-                     Content-Length: 6\r\n\r\ndenied"
-                        .to_string()
-                };
-                let _ = s.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
+    let addr = raw_server(|head| {
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        let request_line = head.lines().next().unwrap_or("");
+        let seen = format!(
+            "{request_line}|method={}|proto={}|host={}|uri={}|for={}|port={}|cookie={}|ua={}",
+            header("x-forwarded-method"),
+            header("x-forwarded-proto"),
+            header("x-forwarded-host"),
+            header("x-forwarded-uri"),
+            header("x-forwarded-for"),
+            header("x-forwarded-port"),
+            header("cookie"),
+            header("user-agent"),
+        );
+        let uri = header("x-forwarded-uri");
+        let answer = if uri.starts_with("/ok") {
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Auth-User: alice\r\nX-Auth-Seen: {seen}\r\n\
+                 Set-Cookie: session=fresh; Path=/\r\nContent-Length: 0\r\n\r\n"
+            )
+        } else if uri.starts_with("/login") {
+            "HTTP/1.1 302 Found\r\nLocation: /sign-in?rd=x\r\nContent-Length: 0\r\n\r\n".to_string()
+        } else {
+            "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer\r\n\
+             Content-Length: 6\r\n\r\ndenied"
+                .to_string()
+        };
+        answer.into_bytes()
+    })
+    .await;
     format!("http://{addr}/verify")
 }
 

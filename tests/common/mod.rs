@@ -436,3 +436,33 @@ where
         .unwrap_or_else(|e| panic!("{host}: the answer, then a clean close: {e}"));
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// A server on 127.0.0.1 that reads each connection's request head, writes
+/// what `answer` makes of it, then closes the connection.
+pub async fn raw_server<F>(answer: F) -> SocketAddr
+where
+    F: Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let answer = std::sync::Arc::new(answer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let bytes = answer(&String::from_utf8_lossy(&head));
+                let _ = s.write_all(&bytes).await;
+            });
+        }
+    });
+    addr
+}
