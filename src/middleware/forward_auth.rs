@@ -30,17 +30,13 @@ use super::{Deferred, Finish, Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
 use crate::goregex;
 use crate::proxy::body::{Body, text_response};
-use crate::proxy::headers;
+use crate::proxy::headers::{
+    self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_METHOD, X_FORWARDED_PORT,
+    X_FORWARDED_PROTO, X_FORWARDED_URI,
+};
 
 /// Traefik's client timeout for the auth request.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
-
-static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 #[derive(Debug)]
 pub struct ForwardAuth {
@@ -209,8 +205,9 @@ impl Shared {
         if !self.request_headers.is_empty() {
             let mut kept = HeaderMap::new();
             let mut wanted = self.request_headers.clone();
+            // When trusted, Traefik adds the whole forwarded family.
             if trust == Some(true) {
-                wanted.extend(FORWARDED_NAMES.iter().map(|n| (*n).clone()));
+                wanted.extend(headers::FORWARDED_FAMILY.iter().map(|n| (*n).clone()));
             }
             for name in &wanted {
                 for v in headers.get_all(name) {
@@ -427,17 +424,6 @@ impl Shared {
         Flow::Continue
     }
 }
-
-/// The `X-Forwarded-*` names Traefik adds to `authRequestHeaders` when it
-/// trusts them.
-static FORWARDED_NAMES: [&HeaderName; 6] = [
-    &X_FORWARDED_FOR,
-    &X_FORWARDED_METHOD,
-    &X_FORWARDED_PROTO,
-    &X_FORWARDED_HOST,
-    &X_FORWARDED_PORT,
-    &X_FORWARDED_URI,
-];
 
 /// A cookie's name in a `Set-Cookie` value.
 fn cookie_name(v: &HeaderValue) -> Option<&str> {

@@ -13,16 +13,17 @@ pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-p
 pub static X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+pub static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+pub static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 static X_FORWARDED_TLS_CLIENT_CERT: HeaderName =
     HeaderName::from_static("x-forwarded-tls-client-cert");
 static X_FORWARDED_TLS_CLIENT_CERT_INFO: HeaderName =
     HeaderName::from_static("x-forwarded-tls-client-cert-info");
 
-/// Headers only a trusted proxy in front of us may set.
-static FORWARDED_FAMILY: [&HeaderName; 11] = [
+/// Headers only a trusted proxy in front of us may set (Traefik's
+/// `XHeadersSet`).
+pub static FORWARDED_FAMILY: [&HeaderName; 11] = [
     &X_FORWARDED_FOR,
     &X_FORWARDED_PROTO,
     &X_FORWARDED_HOST,
