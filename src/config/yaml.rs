@@ -1,41 +1,39 @@
-//! A YAML document read straight into a [`Node`] tree, with anchors, aliases
-//! and `<<` merge keys resolved. Going through `serde_yaml::Value` first held
-//! the whole document twice while converting, and a `Value` map (an index
-//! map keyed by values) costs several times a tree's list of pairs: at 10,000
-//! routers that was most of the parse's peak, and of the memory malloc kept
-//! from it.
+//! A YAML document read straight into a [`Node`] tree from the parser's
+//! events, with anchors, aliases and `<<` merge keys resolved. Scalars take
+//! the types serde_yaml gave them (YAML 1.2 core schema: `true`, `~`, `0x1f`,
+//! `1.5`; a quoted scalar is always text), so configurations read the same.
+//!
+//! saphyr-parser's events, rather than serde_yaml (unmaintained) through a
+//! serde visitor: at 10,000 routers libyaml's scanner and serde_yaml's event
+//! loader were most of a reload's time, and this reads the file about twice
+//! as fast.
 
-use std::collections::HashSet;
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
-use serde::de::{
-    self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
-};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use super::tree::{Node, SyntaxError};
 
 /// The key under which YAML merges other mappings into a mapping.
 const MERGE_KEY: &str = "<<";
 
-/// Parses one YAML document.
+/// Nesting deeper than this is refused, as serde_yaml did: dropping a
+/// deeper tree recurses, and no configuration needs it.
+const MAX_DEPTH: usize = 128;
+
+/// Aliases may copy at most this many nodes per event of the document
+/// (serde_yaml's bound), so a few lines cannot expand into gigabytes.
+const MAX_ALIAS_NODES_PER_EVENT: usize = 100;
+
+/// Parses one YAML document (an empty one is [`Node::Null`]).
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
-    let ParsedNode(mut node) = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
-        let mut message = e.to_string();
-        // serde_yaml repeats the position we report separately.
-        if let Some(at) = message.find(" at line ") {
-            message.truncate(at);
-        }
-        SyntaxError {
-            line,
-            column,
-            message,
-        }
-    })?;
+    let mut builder = Builder::default();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(scan_error)?;
+        builder.event(event, span)?;
+    }
+    let mut node = builder.root.unwrap_or(Node::Null);
     apply_merges(&mut node).map_err(|message| SyntaxError {
         line: 1,
         column: 1,
@@ -44,95 +42,295 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     Ok(node)
 }
 
-/// A node as serde_yaml's deserializer produces it (aliases replayed).
-struct ParsedNode(Node);
-
-impl<'de> Deserialize<'de> for ParsedNode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor).map(ParsedNode)
+fn scan_error(e: ScanError) -> SyntaxError {
+    SyntaxError {
+        line: e.marker().line(),
+        column: e.marker().col() + 1,
+        message: e.info().to_string(),
     }
 }
 
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a YAML value")
+fn error_at(span: Span, message: String) -> SyntaxError {
+    SyntaxError {
+        line: span.start.line(),
+        column: span.start.col() + 1,
+        message,
     }
+}
 
-    fn visit_bool<E>(self, b: bool) -> Result<Node, E> {
-        Ok(Node::Bool(b))
-    }
+/// A collection being read.
+enum Frame {
+    Map {
+        entries: Vec<(String, Node)>,
+        /// The key read, waiting for its value.
+        key: Option<String>,
+        /// Hashes of the keys so far, once the map is long enough that
+        /// comparing every key would cost more: a duplicate is found where
+        /// it stands without a copy of every key.
+        seen: Option<HashSet<u64>>,
+        anchor: usize,
+    },
+    List {
+        items: Vec<Node>,
+        anchor: usize,
+    },
+}
 
-    fn visit_i64<E>(self, i: i64) -> Result<Node, E> {
-        Ok(Node::Int(i))
-    }
+/// Builds the tree from the events, with an explicit stack (no recursion).
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    root: Option<Node>,
+    documents: usize,
+    /// Anchored nodes by id, with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    events: usize,
+    alias_nodes: usize,
+    hasher: foldhash::fast::RandomState,
+}
 
-    fn visit_u64<E>(self, u: u64) -> Result<Node, E> {
-        // Beyond i64 a number is kept as its text.
-        Ok(i64::try_from(u).map_or_else(|_| Node::Str(u.to_string()), Node::Int))
-    }
+/// Below this many keys a map finds a duplicate by comparing the keys.
+const SCAN_KEYS: usize = 16;
 
-    fn visit_f64<E>(self, f: f64) -> Result<Node, E> {
-        Ok(Node::Float(f))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Node, E> {
-        Ok(Node::Str(s.to_owned()))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Node, E> {
-        Ok(Node::Str(s))
-    }
-
-    fn visit_unit<E>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(ParsedNode(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Node::List(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries: Vec<(String, Node)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        // Hashes of the keys so far: a duplicate is found where it stands
-        // (so the error has its position) without a copy of every key.
-        let hasher = std::collections::hash_map::RandomState::new();
-        let mut seen = HashSet::new();
-        while let Some(ParsedNode(key)) = map.next_key()? {
-            let key = key_text(key);
-            if !seen.insert(hasher.hash_one(&key)) && entries.iter().any(|(k, _)| *k == key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate entry with key {key:?}"
-                )));
+impl Builder {
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
+        self.events += 1;
+        match event {
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(error_at(
+                        span,
+                        "a file holds one YAML document; found a second one (`---`)".into(),
+                    ));
+                }
             }
-            let ParsedNode(value) = map.next_value()?;
-            entries.push((key, value));
+            Event::Scalar(value, style, anchor, tag) => {
+                let node = scalar(&value, style, tag.as_deref());
+                self.complete(node, anchor, span)?;
+            }
+            Event::Alias(id) => {
+                let Some((node, size)) = self.anchors.get(&id) else {
+                    return Err(error_at(
+                        span,
+                        "an alias refers to an unknown anchor".into(),
+                    ));
+                };
+                self.alias_nodes += size;
+                if self.alias_nodes > self.events.saturating_mul(MAX_ALIAS_NODES_PER_EVENT) {
+                    return Err(error_at(
+                        span,
+                        "aliases expand to too many nodes (repetition limit exceeded)".into(),
+                    ));
+                }
+                let node = node.clone();
+                self.complete(node, 0, span)?;
+            }
+            Event::SequenceStart(anchor, _) => self.open(
+                Frame::List {
+                    items: Vec::new(),
+                    anchor,
+                },
+                span,
+            )?,
+            Event::MappingStart(anchor, _) => self.open(
+                Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    seen: None,
+                    anchor,
+                },
+                span,
+            )?,
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::List { items, anchor }) => (Node::List(items), anchor),
+                    Some(Frame::Map {
+                        entries, anchor, ..
+                    }) => (Node::Map(entries), anchor),
+                    None => return Err(error_at(span, "unbalanced collection end".into())),
+                };
+                self.complete(node, anchor, span)?;
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
-        Ok(Node::Map(entries))
+        Ok(())
     }
 
-    /// A tagged value (`!tag value`): the tag is dropped.
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
-        let (_tag, value): (de::IgnoredAny, _) = data.variant()?;
-        value
-            .newtype_variant::<ParsedNode>()
-            .map(|ParsedNode(node)| node)
+    fn open(&mut self, frame: Frame, span: Span) -> Result<(), SyntaxError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(error_at(
+                span,
+                format!("nesting deeper than {MAX_DEPTH} levels (recursion limit exceeded)"),
+            ));
+        }
+        self.stack.push(frame);
+        Ok(())
     }
+
+    /// Places a finished node: as the root, a list item, a key or a value.
+    fn complete(&mut self, node: Node, anchor: usize, span: Span) -> Result<(), SyntaxError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), size(&node)));
+        }
+        let Some(frame) = self.stack.last_mut() else {
+            self.root = Some(node);
+            return Ok(());
+        };
+        match frame {
+            Frame::List { items, .. } => items.push(node),
+            Frame::Map {
+                entries, key: slot, ..
+            } if slot.is_some() => {
+                let key = slot.take().unwrap_or_default();
+                entries.push((key, node));
+            }
+            Frame::Map {
+                entries, key, seen, ..
+            } => {
+                let k = key_text(node);
+                let duplicate = if entries.len() < SCAN_KEYS {
+                    entries.iter().any(|(e, _)| *e == k)
+                } else {
+                    let seen = seen.get_or_insert_with(|| {
+                        entries
+                            .iter()
+                            .map(|(e, _)| self.hasher.hash_one(e))
+                            .collect()
+                    });
+                    !seen.insert(self.hasher.hash_one(&k)) && entries.iter().any(|(e, _)| *e == k)
+                };
+                if !duplicate {
+                    *key = Some(k);
+                } else {
+                    let path = self.path();
+                    let at = if path.is_empty() {
+                        path
+                    } else {
+                        format!("{path}: ")
+                    };
+                    return Err(error_at(
+                        span,
+                        format!("{at}duplicate entry with key {k:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the current collection stands (`http.routers`, `a[2]`), for
+    /// an error; empty at the root.
+    fn path(&self) -> String {
+        let mut path = String::new();
+        for frame in &self.stack[..self.stack.len().saturating_sub(1)] {
+            match frame {
+                Frame::Map { key: Some(k), .. } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                }
+                Frame::List { items, .. } => path.push_str(&format!("[{}]", items.len())),
+                Frame::Map { key: None, .. } => {}
+            }
+        }
+        path
+    }
+}
+
+/// The number of nodes in a tree.
+fn size(node: &Node) -> usize {
+    match node {
+        Node::Map(entries) => 1 + entries.iter().map(|(_, v)| size(v)).sum::<usize>(),
+        Node::List(items) => 1 + items.iter().map(size).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// A scalar's value. Quoted and block scalars, and `!!str`, are text; a
+/// plain scalar is resolved as serde_yaml did. Other tags are dropped.
+fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Node {
+    let is_str_tag = tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
+    if style != ScalarStyle::Plain || is_str_tag {
+        return Node::Str(value.to_owned());
+    }
+    resolve_plain(value)
+}
+
+/// YAML 1.2 core schema, with serde_yaml's details: `0x`/`0o`/`0b`
+/// integers, a leading zero makes text (`0123`), integers beyond i64 stay
+/// text, and floats must be finite unless written `.inf`/`.nan`.
+fn resolve_plain(v: &str) -> Node {
+    match v {
+        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
+        "true" | "True" | "TRUE" => return Node::Bool(true),
+        "false" | "False" | "FALSE" => return Node::Bool(false),
+        _ => {}
+    }
+    if let Some(int) = parse_int(v) {
+        return int;
+    }
+    if !leading_zero_digits(v)
+        && let Some(f) = parse_float(v)
+    {
+        return Node::Float(f);
+    }
+    Node::Str(v.to_owned())
+}
+
+fn parse_int(v: &str) -> Option<Node> {
+    let (negative, unsigned) = match v.as_bytes().first()? {
+        b'-' => (true, &v[1..]),
+        b'+' => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let (radix, digits) = if let Some(d) = unsigned.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = unsigned.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = unsigned.strip_prefix("0b") {
+        (2, d)
+    } else {
+        if leading_zero_digits(unsigned) {
+            return None;
+        }
+        (10, unsigned)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| (b as char).is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(digits, radix).ok()?;
+    if negative {
+        // Below i64::MIN a number is kept as its text, as above i64::MAX.
+        let value = 0i128.checked_sub(i128::try_from(magnitude).ok()?)?;
+        Some(i64::try_from(value).map_or_else(|_| Node::Str(v.to_owned()), Node::Int))
+    } else {
+        Some(i64::try_from(magnitude).map_or_else(|_| Node::Str(v.to_owned()), Node::Int))
+    }
+}
+
+/// `0123`: digits with a leading zero are text in YAML 1.2.
+fn leading_zero_digits(v: &str) -> bool {
+    let v = v.strip_prefix(['-', '+']).unwrap_or(v);
+    v.len() > 1 && v.starts_with('0') && v[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+fn parse_float(v: &str) -> Option<f64> {
+    let unsigned = match v.strip_prefix('+') {
+        Some(u) if u.starts_with(['+', '-']) => return None,
+        Some(u) => u,
+        None => v,
+    };
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    // Rust also reads `inf`, `nan` and `infinity`, which YAML does not.
+    let f: f64 = unsigned.parse().ok()?;
+    f.is_finite().then_some(f)
 }
 
 /// A mapping key as text: scalars as YAML writes them.
@@ -266,10 +464,17 @@ mod tests {
             e.message.contains("b: duplicate entry with key \"c\""),
             "{e}"
         );
-        // serde_yaml places the error where the map starts.
-        assert_eq!(e.line, 3, "{e}");
+        // At the second key.
+        assert_eq!((e.line, e.column), (4, 3), "{e}");
         // The same key in different maps is fine.
         parse("a:\n  c: 1\nb:\n  c: 2\n").unwrap();
+        // A long map (keys hashed rather than compared) finds it too.
+        let mut long: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        parse(&long).unwrap();
+        long.push_str("k7: again\n");
+        let e = parse(&long).unwrap_err();
+        assert_eq!(e.line, 41, "{e}");
+        assert!(e.message.contains("duplicate entry with key \"k7\""), "{e}");
     }
 
     #[test]
@@ -294,10 +499,68 @@ mod tests {
     }
 
     #[test]
-    fn tags_are_dropped() {
+    fn tags_are_dropped_but_str_keeps_text() {
         assert_eq!(
-            parse("a: !custom 5\n").unwrap(),
-            map(&[("a", Node::Int(5))])
+            parse("a: !custom 5\nb: !!str 5\n").unwrap(),
+            map(&[("a", Node::Int(5)), ("b", Node::Str("5".into()))])
         );
+    }
+
+    #[test]
+    fn plain_scalars_resolve_as_serde_yaml_did_and_quoted_ones_are_text() {
+        let node = parse(
+            "a: '8080'\nb: \"true\"\nc: 0123\nd: 0x1f\ne: -0o17\nf: +7\ng: 1e3\nh: .inf\n\
+             i: nan\nj: -9223372036854775809\nk: |\n  text\nl: 1.5.2\nm: False\nn: 10s\n",
+        )
+        .unwrap();
+        assert_eq!(
+            node,
+            map(&[
+                ("a", Node::Str("8080".into())),
+                ("b", Node::Str("true".into())),
+                ("c", Node::Str("0123".into())),
+                ("d", Node::Int(31)),
+                ("e", Node::Int(-15)),
+                ("f", Node::Int(7)),
+                ("g", Node::Float(1000.0)),
+                ("h", Node::Float(f64::INFINITY)),
+                ("i", Node::Str("nan".into())),
+                ("j", Node::Str("-9223372036854775809".into())),
+                ("k", Node::Str("text\n".into())),
+                ("l", Node::Str("1.5.2".into())),
+                ("m", Node::Bool(false)),
+                ("n", Node::Str("10s".into())),
+            ])
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let e = parse("http:\n  routers:\n    r: [a\n  x: 1\n").unwrap_err();
+        assert!(e.line >= 3, "{e}");
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("one YAML document"), "{e}");
+        let e = parse("a: *nowhere\n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..8 {
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        let e = parse(&bomb).unwrap_err();
+        assert!(e.message.contains("repetition limit"), "{e}");
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.message.contains("recursion limit"), "{e}");
     }
 }

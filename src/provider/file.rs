@@ -195,7 +195,12 @@ async fn reload(
     let (source, handle) = (source.clone(), handle.clone());
     let job = tokio::task::spawn_blocking(move || {
         let mut last_good = last_good;
+        let started = std::time::Instant::now();
         let snapshot = load(&source, &mut last_good);
+        tracing::debug!(
+            load_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "file provider: files read and parsed"
+        );
         for issue in &snapshot.issues {
             tracing::warn!(%issue, "file provider");
         }

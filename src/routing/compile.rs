@@ -570,7 +570,10 @@ fn resolve_target(
 /// Compiles a YAML dynamic configuration from the file provider, on one `web` entrypoint.
 #[cfg(test)]
 pub(crate) fn compile_yaml(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {
-    let config: crate::config::dynamic::DynamicConfig = serde_yaml::from_str(yaml).unwrap();
+    let config: crate::config::dynamic::DynamicConfig =
+        crate::config::file_format::parse_dynamic_file(std::path::Path::new("test.yml"), yaml)
+            .unwrap()
+            .0;
     let snaps = vec![(
         "file".to_string(),
         Arc::new(Snapshot {

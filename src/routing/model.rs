@@ -230,7 +230,8 @@ mod tests {
 
     #[test]
     fn the_compiled_table_shares_the_providers_model() {
-        let config: DynamicConfig = serde_yaml::from_str(
+        let (config, _): (DynamicConfig, _) = crate::config::file_format::parse_dynamic_file(
+            std::path::Path::new("test.yml"),
             "http:\n  routers:\n    r:\n      rule: Host(`a.test`)\n      service: s\n",
         )
         .unwrap();
