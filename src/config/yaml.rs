@@ -268,6 +268,10 @@ fn resolve_plain(v: &str) -> Node {
         "false" | "False" | "FALSE" => return Node::Bool(false),
         _ => {}
     }
+    // Most scalars are words: only a digit, a sign or a dot starts a number.
+    if !v.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) {
+        return Node::Str(v.to_owned());
+    }
     if let Some(int) = parse_int(v) {
         return int;
     }
