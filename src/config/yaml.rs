@@ -8,6 +8,7 @@
 //! loader were most of a reload's time, and this reads the file about twice
 //! as fast.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
@@ -106,7 +107,7 @@ impl Builder {
                 }
             }
             Event::Scalar(value, style, anchor, tag) => {
-                let node = scalar(&value, style, tag.as_deref());
+                let node = scalar(value, style, tag.as_deref());
                 self.complete(node, anchor, span)?;
             }
             Event::Alias(id) => {
@@ -249,38 +250,41 @@ fn size(node: &Node) -> usize {
 }
 
 /// A scalar's value. Quoted and block scalars, and `!!str`, are text; a
-/// plain scalar is resolved as serde_yaml did. Other tags are dropped.
-fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Node {
+/// plain scalar is resolved as serde_yaml did. Other tags are dropped. Text
+/// takes the parser's string as it is (no copy when it owns one).
+fn scalar(value: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Node {
     let is_str_tag = tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
-    if style != ScalarStyle::Plain || is_str_tag {
-        return Node::Str(value.to_owned());
+    if style == ScalarStyle::Plain
+        && !is_str_tag
+        && let Some(node) = resolve_plain(&value)
+    {
+        return node;
     }
-    resolve_plain(value)
+    Node::Str(value.into_owned())
 }
 
 /// YAML 1.2 core schema, with serde_yaml's details: `0x`/`0o`/`0b`
 /// integers, a leading zero makes text (`0123`), integers beyond i64 stay
-/// text, and floats must be finite unless written `.inf`/`.nan`.
-fn resolve_plain(v: &str) -> Node {
+/// text, and floats must be finite unless written `.inf`/`.nan`. `None`
+/// for text.
+fn resolve_plain(v: &str) -> Option<Node> {
     match v {
-        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
-        "true" | "True" | "TRUE" => return Node::Bool(true),
-        "false" | "False" | "FALSE" => return Node::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
+        "true" | "True" | "TRUE" => return Some(Node::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Node::Bool(false)),
         _ => {}
     }
     // Most scalars are words: only a digit, a sign or a dot starts a number.
     if !v.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) {
-        return Node::Str(v.to_owned());
+        return None;
     }
     if let Some(int) = parse_int(v) {
-        return int;
+        return Some(int);
     }
-    if !leading_zero_digits(v)
-        && let Some(f) = parse_float(v)
-    {
-        return Node::Float(f);
+    if leading_zero_digits(v) {
+        return None;
     }
-    Node::Str(v.to_owned())
+    parse_float(v).map(Node::Float)
 }
 
 fn parse_int(v: &str) -> Option<Node> {
