@@ -83,8 +83,8 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
     documents: usize,
-    /// Anchored nodes by id, with their size in nodes.
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchored nodes by id, with their size in nodes and their height.
+    anchors: HashMap<usize, Anchored>,
     events: usize,
     alias_nodes: usize,
     hasher: foldhash::fast::RandomState,
@@ -111,7 +111,7 @@ impl Builder {
                 self.complete(node, anchor, span)?;
             }
             Event::Alias(id) => {
-                let Some((node, size)) = self.anchors.get(&id) else {
+                let Some(Anchored { node, size, height }) = self.anchors.get(&id) else {
                     return Err(error_at(
                         span,
                         "an alias refers to an unknown anchor".into(),
@@ -123,6 +123,11 @@ impl Builder {
                         span,
                         "aliases expand to too many nodes (repetition limit exceeded)".into(),
                     ));
+                }
+                // Counted with the frames open, as the events it stands
+                // for would have been: no tree deeper than the limit.
+                if self.stack.len() + height > MAX_DEPTH + 1 {
+                    return Err(depth_error(span));
                 }
                 let node = node.clone();
                 self.complete(node, 0, span)?;
@@ -160,10 +165,7 @@ impl Builder {
 
     fn open(&mut self, frame: Frame, span: Span) -> Result<(), SyntaxError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(error_at(
-                span,
-                format!("nesting deeper than {MAX_DEPTH} levels (recursion limit exceeded)"),
-            ));
+            return Err(depth_error(span));
         }
         self.stack.push(frame);
         Ok(())
@@ -172,7 +174,9 @@ impl Builder {
     /// Places a finished node: as the root, a list item, a key or a value.
     fn complete(&mut self, node: Node, anchor: usize, span: Span) -> Result<(), SyntaxError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, (node.clone(), size(&node)));
+            let (size, height) = measure(&node);
+            let node = node.clone();
+            self.anchors.insert(anchor, Anchored { node, size, height });
         }
         let Some(frame) = self.stack.last_mut() else {
             self.root = Some(node);
@@ -240,13 +244,34 @@ impl Builder {
     }
 }
 
-/// The number of nodes in a tree.
-fn size(node: &Node) -> usize {
-    match node {
-        Node::Map(entries) => 1 + entries.iter().map(|(_, v)| size(v)).sum::<usize>(),
-        Node::List(items) => 1 + items.iter().map(size).sum::<usize>(),
-        _ => 1,
-    }
+/// An anchored node, kept for its aliases.
+struct Anchored {
+    node: Node,
+    /// Nodes in the tree, which an alias copies.
+    size: usize,
+    /// Levels of the tree (1 for a scalar).
+    height: usize,
+}
+
+/// A tree's size in nodes and its height. Recursion is bounded: no tree
+/// built here is deeper than [`MAX_DEPTH`] and one.
+fn measure(node: &Node) -> (usize, usize) {
+    let children: Box<dyn Iterator<Item = &Node>> = match node {
+        Node::Map(entries) => Box::new(entries.iter().map(|(_, v)| v)),
+        Node::List(items) => Box::new(items.iter()),
+        _ => return (1, 1),
+    };
+    children.fold((1, 1), |(size, height), child| {
+        let (s, h) = measure(child);
+        (size + s, height.max(h + 1))
+    })
+}
+
+fn depth_error(span: Span) -> SyntaxError {
+    error_at(
+        span,
+        format!("nesting deeper than {MAX_DEPTH} levels (recursion limit exceeded)"),
+    )
 }
 
 /// A scalar's value. Quoted and block scalars, and `!!str`, are text; a
@@ -570,5 +595,18 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let e = parse(&deep).unwrap_err();
         assert!(e.message.contains("recursion limit"), "{e}");
+        // Nor through aliases: each anchor nests the one before a level
+        // deeper, within the limit each time, and the limit still holds.
+        let mut chained = format!("a0: &a0 {}x{}\n", "[".repeat(100), "]".repeat(100));
+        for i in 1..5 {
+            let open = "[".repeat(100);
+            let close = "]".repeat(100);
+            chained.push_str(&format!("a{i}: &a{i} {open}*a{}{close}\n", i - 1));
+        }
+        let e = parse(&chained).unwrap_err();
+        assert!(e.message.contains("recursion limit"), "{e}");
+        assert_eq!(e.line, 2, "{e}");
+        // An alias within the limit is fine.
+        parse("a: &a [[1]]\nb: [[*a]]\n").unwrap();
     }
 }
