@@ -133,7 +133,6 @@ pub fn parse_dynamic_file(
         .parse(text)
         .map_err(|e| vec![Issue::syntax(path, e)])?;
     let decoded = tree::decode::<DynamicConfig>(&node);
-    drop_elsewhere(node, text.len());
     let mut issues: Vec<Issue> = decoded
         .errors
         .iter()
@@ -185,19 +184,6 @@ pub fn parse_dynamic_file(
     }
     issues.sort_by_key(|i| (i.line.unwrap_or(0), i.severity));
     Ok((config, issues))
-}
-
-/// Frees the tree parsed from a large file on a thread of its own: at
-/// 10,000 routers freeing it is a tenth of a reload, and the new routes need
-/// not wait for it. A small file's tree, or one when no thread can be had,
-/// is freed here.
-fn drop_elsewhere(node: Node, text_len: usize) {
-    const LARGE_FILE: usize = 64 * 1024;
-    if text_len > LARGE_FILE {
-        let _ = std::thread::Builder::new()
-            .name("free-parsed-tree".into())
-            .spawn(move || drop(node));
-    }
 }
 
 /// Reads and decodes one dynamic configuration file.

@@ -185,41 +185,38 @@ impl Builder {
         match frame {
             Frame::List { items, .. } => items.push(node),
             Frame::Map {
-                entries, key: slot, ..
-            } if slot.is_some() => {
-                let key = slot.take().unwrap_or_default();
-                entries.push((key, node));
-            }
-            Frame::Map {
                 entries, key, seen, ..
-            } => {
-                let k = key_text(node);
-                let duplicate = if entries.len() < SCAN_KEYS {
-                    entries.iter().any(|(e, _)| *e == k)
-                } else {
-                    let seen = seen.get_or_insert_with(|| {
-                        entries
-                            .iter()
-                            .map(|(e, _)| self.hasher.hash_one(e))
-                            .collect()
-                    });
-                    !seen.insert(self.hasher.hash_one(&k)) && entries.iter().any(|(e, _)| *e == k)
-                };
-                if !duplicate {
-                    *key = Some(k);
-                } else {
-                    let path = self.path();
-                    let at = if path.is_empty() {
-                        path
+            } => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => {
+                    let k = key_text(node);
+                    let duplicate = if entries.len() < SCAN_KEYS {
+                        entries.iter().any(|(e, _)| *e == k)
                     } else {
-                        format!("{path}: ")
+                        let seen = seen.get_or_insert_with(|| {
+                            entries
+                                .iter()
+                                .map(|(e, _)| self.hasher.hash_one(e))
+                                .collect()
+                        });
+                        !seen.insert(self.hasher.hash_one(&k))
+                            && entries.iter().any(|(e, _)| *e == k)
                     };
-                    return Err(error_at(
-                        span,
-                        format!("{at}duplicate entry with key {k:?}"),
-                    ));
+                    if duplicate {
+                        let path = self.path();
+                        let at = if path.is_empty() {
+                            path
+                        } else {
+                            format!("{path}: ")
+                        };
+                        return Err(error_at(
+                            span,
+                            format!("{at}duplicate entry with key {k:?}"),
+                        ));
+                    }
+                    *key = Some(k);
                 }
-            }
+            },
         }
         Ok(())
     }
@@ -256,15 +253,18 @@ struct Anchored {
 /// A tree's size in nodes and its height. Recursion is bounded: no tree
 /// built here is deeper than [`MAX_DEPTH`] and one.
 fn measure(node: &Node) -> (usize, usize) {
-    let children: Box<dyn Iterator<Item = &Node>> = match node {
-        Node::Map(entries) => Box::new(entries.iter().map(|(_, v)| v)),
-        Node::List(items) => Box::new(items.iter()),
-        _ => return (1, 1),
-    };
-    children.fold((1, 1), |(size, height), child| {
+    let (mut size, mut height) = (1, 1);
+    let mut add = |child: &Node| {
         let (s, h) = measure(child);
-        (size + s, height.max(h + 1))
-    })
+        size += s;
+        height = height.max(h + 1);
+    };
+    match node {
+        Node::Map(entries) => entries.iter().for_each(|(_, v)| add(v)),
+        Node::List(items) => items.iter().for_each(add),
+        _ => {}
+    }
+    (size, height)
 }
 
 fn depth_error(span: Span) -> SyntaxError {
