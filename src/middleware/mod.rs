@@ -171,7 +171,13 @@ pub fn qualify(name: &str, provider: &str) -> String {
     if name.contains('@') || provider.is_empty() {
         name.to_owned()
     } else {
-        format!("{name}@{provider}")
+        // Not `format!`: this runs for every router and reference of a
+        // reload, and the formatting machinery costs several times a copy.
+        let mut out = String::with_capacity(name.len() + 1 + provider.len());
+        out.push_str(name);
+        out.push('@');
+        out.push_str(provider);
+        out
     }
 }
 

@@ -115,11 +115,16 @@ pub fn compile(input: CompileInput) -> RouteTable {
 
     let lookup = MiddlewareLookup::new(&middleware_index);
     let mut layer_cache: HashMap<String, Result<Vec<Arc<dyn Layer>>, String>> = HashMap::new();
-    let mut routes: Vec<(Vec<String>, bool, Route)> = Vec::new();
-    let mut routers: BTreeMap<String, RouterView> = BTreeMap::new();
+    // Enabled routes, each with the position of its view in `router_views`
+    // (whose entrypoints it attaches to) and whether it is a TLS route.
+    let mut routes: Vec<(usize, bool, Route)> = Vec::with_capacity(router_index.len());
+    // In name order, as `router_index` yields them: the map is bulk-built from
+    // it below, cheaper than 10k inserts that each search the tree.
+    let mut router_views: Vec<(String, RouterView)> = Vec::with_capacity(router_index.len());
 
-    for (name, entry) in &router_index {
-        let provider = provider_of(name);
+    // By value: the index's key becomes the `routers` key, without a copy.
+    for (name, entry) in router_index {
+        let provider = provider_of(&name);
         let router = entry.object;
         let router_service = middleware::qualify(&router.service, entry.provider);
         let router_middlewares = qualify_all(&router.middlewares, entry.provider);
@@ -188,7 +193,8 @@ pub fn compile(input: CompileInput) -> RouteTable {
             view.used_by.push(name.clone());
         }
 
-        let status = if errors.is_empty() {
+        let enabled = errors.is_empty();
+        let status = if enabled {
             Status::Enabled
         } else {
             Status::Disabled
@@ -196,29 +202,13 @@ pub fn compile(input: CompileInput) -> RouteTable {
         for e in &errors {
             issues.push(
                 ConfigIssue::error(provider, format!("router {name}"), e.clone())
-                    .with_object(name)
+                    .with_object(name.as_str())
                     .with_key(router_error_key(e)),
             );
         }
-        routers.insert(
-            name.clone(),
-            RouterView {
-                name: name.clone(),
-                provider: provider.to_string(),
-                entry_points: entry_points.clone(),
-                middlewares: router_middlewares,
-                service: router_service,
-                rule: router.rule.clone(),
-                rule_syntax: syntax_name(syntax).to_string(),
-                tls: (tls || router.tls.is_some()).then(|| router.tls.clone().unwrap_or_default()),
-                priority,
-                status,
-                error: errors.clone(),
-            },
-        );
-        if let (true, Some(parsed), Some(target)) = (errors.is_empty(), parsed, target) {
+        if let (true, Some(parsed), Some(target)) = (enabled, parsed, target) {
             routes.push((
-                entry_points,
+                router_views.len(),
                 tls,
                 Route {
                     name: name.as_str().into(),
@@ -230,22 +220,41 @@ pub fn compile(input: CompileInput) -> RouteTable {
                 },
             ));
         }
+        let view = RouterView {
+            name: name.clone(),
+            provider: provider.to_string(),
+            entry_points,
+            middlewares: router_middlewares,
+            service: router_service,
+            rule: router.rule.clone(),
+            rule_syntax: syntax_name(syntax).to_string(),
+            tls: (tls || router.tls.is_some()).then(|| router.tls.clone().unwrap_or_default()),
+            priority,
+            status,
+            error: errors,
+        };
+        router_views.push((name, view));
     }
 
-    // Global order: priority descending, then name for a stable tie-break.
-    routes.sort_by(|(_, _, a), (_, _, b)| Route::precedence(a, b));
+    // Global order: priority descending, then name (`Route::precedence`).
+    // Routes were pushed in name order (the keys of `router_index`, unique),
+    // so a stable sort on priority alone gives that order without comparing
+    // names; the cached key sorts (priority, position) pairs rather than
+    // moving routes around.
+    routes.sort_by_cached_key(|(_, _, route)| std::cmp::Reverse(route.priority));
+    debug_assert!(routes.is_sorted_by(|(_, _, a), (_, _, b)| Route::precedence(a, b).is_lt()));
     // Per entrypoint: routes for plain connections and for TLS ones.
-    let mut per_entrypoint: HashMap<String, PlainAndTls> = input
+    let mut per_entrypoint: HashMap<&str, PlainAndTls> = input
         .entrypoints
         .iter()
-        .map(|e| (e.clone(), (Vec::new(), Vec::new())))
+        .map(|e| (e.as_str(), (Vec::new(), Vec::new())))
         .collect();
-    for (rank, (eps, tls, mut route)) in routes.into_iter().enumerate() {
+    for (rank, (view, tls, mut route)) in routes.into_iter().enumerate() {
         route.rank = u32::try_from(rank).unwrap_or(u32::MAX);
         let route = Arc::new(route);
-        for ep in eps {
-            let (plain, secure) = per_entrypoint.entry(ep.clone()).or_default();
-            if tls || input.tls_entrypoints.contains(&ep) {
+        for ep in &router_views[view].1.entry_points {
+            let (plain, secure) = per_entrypoint.entry(ep.as_str()).or_default();
+            if tls || input.tls_entrypoints.contains(ep) {
                 secure.push(route.clone());
             } else {
                 plain.push(route.clone());
@@ -259,9 +268,11 @@ pub fn compile(input: CompileInput) -> RouteTable {
                 index: HostIndex::build(&plain),
                 tls_index: HostIndex::build(&secure),
             };
-            (ep, routes)
+            (ep.to_string(), routes)
         })
         .collect();
+    // Sorted and unique: `from_iter` builds the tree in one pass.
+    let routers: BTreeMap<String, RouterView> = router_views.into_iter().collect();
 
     for view in service_views.values_mut() {
         view.used_by.sort();
@@ -275,7 +286,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
 
     // The indexes borrow the model, which the table keeps.
     drop(lookup);
-    drop((router_index, middleware_index, service_index));
+    drop((middleware_index, service_index));
     RouteTable {
         generation: input.generation,
         entrypoints,
@@ -528,7 +539,7 @@ fn resolve_entrypoints(
     if router.entry_points.is_empty() {
         return input.default_entrypoints.to_vec();
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(router.entry_points.len());
     for ep in &router.entry_points {
         if input.entrypoints.contains(ep) {
             out.push(ep.clone());
@@ -652,5 +663,116 @@ mod lb_tests {
             &rt2.balancer.servers()[0]
         ));
         assert!(!rt2.balancer.servers()[0].is_available());
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::config::dynamic::DynamicConfig;
+    use crate::rules::RequestInfo;
+
+    /// `compile` sorts routes on priority alone, relying on `router_index`
+    /// yielding them in name order. Names whose raw order differs from their
+    /// qualified order (`r1` < `r10`, but `r10@file` < `r1@file`), equal
+    /// priorities, and a second provider: the ranks still follow
+    /// `Route::precedence`.
+    #[test]
+    fn ranks_follow_priority_then_qualified_name() {
+        let routers = |provider: &str, names: &[(&str, i64)]| {
+            let mut c = DynamicConfig::default();
+            for (name, priority) in names {
+                let host = format!("{}.{provider}", name.replace('@', "-at-"));
+                c.http.routers.insert(
+                    name.to_string(),
+                    Router {
+                        rule: format!("Host(`{host}.test`)"),
+                        service: "noop@internal".into(),
+                        priority: Some(*priority),
+                        ..Router::default()
+                    },
+                );
+            }
+            Arc::new(Snapshot {
+                config: Arc::new(c),
+                issues: Vec::new(),
+            })
+        };
+        let file = [
+            ("r1", 5),
+            ("r10", 5),
+            ("r1-b", 5),
+            ("r1_b", 5),
+            ("a", 7),
+            ("B", 5),
+            ("z", 9),
+            ("y", 0),
+        ];
+        let docker = [("r1", 5), ("r2@file", 5), ("a", 7), ("zz", 1)];
+        let snaps = vec![
+            ("file".to_string(), routers("file", &file)),
+            ("docker".to_string(), routers("docker", &docker)),
+        ];
+        let eps = vec!["web".to_string()];
+        let table = compile(CompileInput {
+            snapshots: &snaps,
+            entrypoints: &eps,
+            default_entrypoints: &eps,
+            tls_entrypoints: &[],
+            default_transport: TransportConfig::default(),
+            previous: None,
+            generation: 1,
+        });
+        let headers = http::HeaderMap::new();
+        let mut ranked: Vec<(u32, String, i64)> = table
+            .routers
+            .iter()
+            .map(|(name, view)| {
+                let rule = view.rule.to_ascii_lowercase();
+                let host = &rule["host(`".len()..rule.len() - "`)".len()];
+                let req = RequestInfo {
+                    host,
+                    path: "/",
+                    query: None,
+                    method: &http::Method::GET,
+                    headers: &headers,
+                    client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                };
+                let web = table.entrypoint("web").unwrap();
+                let found = web.index.find(&req);
+                let route = found.filter(|r| &*r.name == name.as_str());
+                let route = route.unwrap_or_else(|| panic!("{name} not found by {host}"));
+                (route.rank, name.clone(), route.priority)
+            })
+            .collect();
+        assert_eq!(ranked.len(), 12);
+        ranked.sort();
+        let ranks: Vec<u32> = ranked.iter().map(|(rank, _, _)| *rank).collect();
+        assert_eq!(ranks, (0..12).collect::<Vec<u32>>());
+        let by_rank: Vec<&str> = ranked.iter().map(|(_, name, _)| name.as_str()).collect();
+        let mut by_precedence = ranked.clone();
+        by_precedence.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+        let by_precedence: Vec<&str> = by_precedence.iter().map(|(_, n, _)| n.as_str()).collect();
+        assert_eq!(by_rank, by_precedence);
+        // Spelled out, so a change of `Route::precedence` shows here too.
+        assert_eq!(
+            by_rank,
+            [
+                "y@file", // no priority: the rule's length, 19
+                "z@file",
+                "a@docker",
+                "a@file",
+                "B@file",
+                "r1-b@file",
+                "r10@file",
+                "r1@docker",
+                "r1@file",
+                "r1_b@file",
+                "r2@file",
+                "zz@docker",
+            ]
+        );
     }
 }
