@@ -322,7 +322,11 @@ fn syntax_name(s: RuleSyntax) -> &'static str {
 
 /// `name@provider` -> `provider`.
 pub fn provider_of(qualified: &str) -> &str {
-    qualified.rsplit_once('@').map(|(_, p)| p).unwrap_or("")
+    // A byte search: cheaper than `rsplit_once`'s char searcher, per router.
+    match qualified.bytes().rposition(|b| b == b'@') {
+        Some(at) => &qualified[at + 1..],
+        None => "",
+    }
 }
 
 fn qualify_all(names: &[String], provider: &str) -> Vec<String> {

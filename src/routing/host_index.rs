@@ -115,35 +115,34 @@ fn required_prefix(expr: &Expr) -> Option<&str> {
 impl HostIndex {
     /// Builds the index from routes already sorted by rank.
     pub fn build(routes: &[Arc<Route>]) -> Self {
-        let mut exact: HashMap<Box<str>, Vec<Arc<Route>>> = HashMap::default();
-        let mut wildcard: HashMap<Box<str>, Vec<Arc<Route>>> = HashMap::default();
+        let mut index = HostIndex {
+            len: routes.len(),
+            ..HostIndex::default()
+        };
         let mut fallback = Vec::new();
         for route in routes {
             match route.expr.host_keys() {
-                HostKeys::Exact(hosts) => file(&mut exact, route, hosts),
-                HostKeys::Wildcard(suffixes) => file(&mut wildcard, route, suffixes),
+                HostKeys::Exact(hosts) => file(&mut index.exact, route, hosts),
+                HostKeys::Wildcard(suffixes) => file(&mut index.wildcard, route, suffixes),
                 HostKeys::Mixed {
                     exact: hosts,
                     wildcard: suffixes,
                 } => {
-                    file(&mut exact, route, hosts);
-                    file(&mut wildcard, route, suffixes);
+                    file(&mut index.exact, route, hosts);
+                    file(&mut index.wildcard, route, suffixes);
                 }
                 HostKeys::Any => fallback.push(route.clone()),
             }
         }
-        HostIndex {
-            exact: exact
-                .into_iter()
-                .map(|(k, v)| (k, PathIndex::new(v)))
-                .collect(),
-            wildcard: wildcard
-                .into_iter()
-                .map(|(k, v)| (k, PathIndex::new(v)))
-                .collect(),
-            fallback: PathIndex::new(fallback),
-            len: routes.len(),
+        // Routes were filed as `any_path`; index the long lists by path now,
+        // in place rather than by moving every entry into new maps.
+        for list in index.exact.values_mut().chain(index.wildcard.values_mut()) {
+            if list.any_path.len() >= PATH_INDEX_MIN {
+                *list = PathIndex::new(std::mem::take(&mut list.any_path));
+            }
         }
+        index.fallback = PathIndex::new(fallback);
+        index
     }
 
     pub fn len(&self) -> usize {
@@ -203,11 +202,14 @@ impl<'a> Candidates<'a> {
     }
 }
 
-fn file(map: &mut HashMap<Box<str>, Vec<Arc<Route>>>, route: &Arc<Route>, mut keys: Vec<String>) {
-    keys.sort();
+fn file(map: &mut HashMap<Box<str>, PathIndex>, route: &Arc<Route>, mut keys: Vec<&str>) {
+    keys.sort_unstable();
     keys.dedup();
     for key in keys {
-        map.entry(key.into()).or_default().push(route.clone());
+        map.entry(key.into())
+            .or_default()
+            .any_path
+            .push(route.clone());
     }
 }
 

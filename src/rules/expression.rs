@@ -70,6 +70,10 @@ impl Call<'_> {
 /// Traefik registers each matcher under its exact name and its lower, UPPER and Title case forms
 /// (`PathPrefix`, `pathprefix`, `PATHPREFIX`, `Pathprefix`); nothing else.
 fn accepted_spelling(given: &str, canonical: &str) -> bool {
+    // The usual case first: the canonical spelling itself.
+    if given == canonical {
+        return true;
+    }
     if !given.eq_ignore_ascii_case(canonical) {
         return false;
     }

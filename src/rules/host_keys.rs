@@ -9,29 +9,31 @@ use super::matcher::{Matcher, wildcard_matches};
 /// Keys are lowercase and have no trailing dot: look the request host up with
 /// [`super::trim_host_dot`] applied. `Exact(vec![])` means no host can satisfy the rule
 /// (as in `Host(`a`) && Host(`b`)`).
+///
+/// The keys borrow the rule's matchers: the index copies each once, into its own key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKeys {
+pub enum HostKeys<'e> {
     /// Any matching request has one of these hosts.
-    Exact(Vec<String>),
+    Exact(Vec<&'e str>),
     /// Suffixes such as `.example.com` from `Host(`*.example.com`)`: any matching request's
     /// host is one label followed by one of them.
-    Wildcard(Vec<String>),
+    Wildcard(Vec<&'e str>),
     /// Any matching request's host is in `exact` or matches one of `wildcard`.
     Mixed {
-        exact: Vec<String>,
-        wildcard: Vec<String>,
+        exact: Vec<&'e str>,
+        wildcard: Vec<&'e str>,
     },
     /// No constraint could be extracted.
     Any,
 }
 
 /// The hosts of a (sub)expression; `Option::None` stands for "any host".
-struct Keys {
-    exact: Vec<String>,
-    wildcard: Vec<String>,
+struct Keys<'e> {
+    exact: Vec<&'e str>,
+    wildcard: Vec<&'e str>,
 }
 
-pub(super) fn of(expr: &Expr) -> HostKeys {
+pub(super) fn of(expr: &Expr) -> HostKeys<'_> {
     match keys(expr) {
         None => HostKeys::Any,
         Some(Keys { exact, wildcard }) if wildcard.is_empty() => HostKeys::Exact(exact),
@@ -40,15 +42,15 @@ pub(super) fn of(expr: &Expr) -> HostKeys {
     }
 }
 
-fn keys(expr: &Expr) -> Option<Keys> {
+fn keys(expr: &Expr) -> Option<Keys<'_>> {
     match expr {
         Expr::Match(Matcher::Host(host)) => Some(Keys {
-            exact: vec![host.clone()],
+            exact: vec![host.as_str()],
             wildcard: Vec::new(),
         }),
         Expr::Match(Matcher::HostWildcard(suffix)) => Some(Keys {
             exact: Vec::new(),
-            wildcard: vec![suffix.clone()],
+            wildcard: vec![suffix.as_str()],
         }),
         // Negation turns "one of these hosts" into "any host but these": nothing to index.
         Expr::Match(_) | Expr::Not(_) => None,
@@ -68,16 +70,16 @@ fn keys(expr: &Expr) -> Option<Keys> {
 /// Hosts satisfying both sides. A wildcard covers exactly one label, so two different
 /// wildcard suffixes never match the same host, and an exact host survives a wildcard side
 /// only if that wildcard matches it.
-fn intersect(a: Keys, b: Keys) -> Keys {
-    let covered = |host: &String, other: &Keys| {
+fn intersect<'e>(a: Keys<'e>, b: Keys<'e>) -> Keys<'e> {
+    let covered = |host: &&str, other: &Keys| {
         other.exact.contains(host) || other.wildcard.iter().any(|s| wildcard_matches(host, s))
     };
-    let mut exact: Vec<String> = a.exact.iter().filter(|h| covered(h, &b)).cloned().collect();
+    let mut exact: Vec<&str> = a.exact.iter().filter(|h| covered(h, &b)).copied().collect();
     let from_b = b
         .exact
         .iter()
         .filter(|h| a.wildcard.iter().any(|s| wildcard_matches(h, s)))
-        .cloned()
+        .copied()
         .collect();
     push_unique(&mut exact, from_b);
     let wildcard = a
@@ -88,7 +90,7 @@ fn intersect(a: Keys, b: Keys) -> Keys {
     Keys { exact, wildcard }
 }
 
-fn push_unique(into: &mut Vec<String>, from: Vec<String>) {
+fn push_unique<'e>(into: &mut Vec<&'e str>, from: Vec<&'e str>) {
     for item in from {
         if !into.contains(&item) {
             into.push(item);

@@ -128,7 +128,7 @@ impl Expr {
     }
 
     /// The hosts a matching request can have, for the router's host index.
-    pub fn host_keys(&self) -> HostKeys {
+    pub fn host_keys(&self) -> HostKeys<'_> {
         host_keys::of(self)
     }
 

@@ -19,7 +19,7 @@ pub(super) fn host(value: &str, wildcards: bool) -> Result<Matcher, String> {
             "non-ASCII host `{value}`; write it in punycode (xn--...)"
         ));
     }
-    let lower = value.to_ascii_lowercase();
+    let mut lower = value.to_ascii_lowercase();
     if wildcards {
         if lower == "*" {
             return Ok(Matcher::Any);
@@ -29,9 +29,10 @@ pub(super) fn host(value: &str, wildcards: bool) -> Result<Matcher, String> {
             return Ok(Matcher::HostWildcard(format!(".{domain}")));
         }
     }
-    Ok(Matcher::Host(
-        plain_host(value, &lower, wildcards)?.to_string(),
-    ))
+    // `plain_host` returns a prefix of `lower`: keep that, without a copy.
+    let len = plain_host(value, &lower, wildcards)?.len();
+    lower.truncate(len);
+    Ok(Matcher::Host(lower))
 }
 
 fn plain_host<'h>(value: &str, host: &'h str, wildcards: bool) -> Result<&'h str, String> {
