@@ -7,7 +7,8 @@
 //! flow mappings, tabs, a second document, an error of any kind. The full
 //! parser then reads the whole file and reports its errors with their
 //! positions. At 10,000 routers, saphyr's scanner was most of a reload's
-//! work (docs/benchmarks.md, "A reader for the common shape of YAML").
+//! work (docs/benchmarks.md, "A block reader for YAML and a cheaper
+//! compile").
 
 use std::borrow::Cow;
 
