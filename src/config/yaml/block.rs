@@ -68,6 +68,15 @@ struct Scalar<'a> {
     style: ScalarStyle,
 }
 
+impl<'a> Scalar<'a> {
+    fn plain(value: &'a str) -> Self {
+        Scalar {
+            value: Cow::Borrowed(value),
+            style: ScalarStyle::Plain,
+        }
+    }
+}
+
 struct Reader<'b> {
     builder: &'b mut Builder,
     open: Vec<Open>,
@@ -232,23 +241,14 @@ impl Reader<'_> {
         if let Some(items) = text.strip_prefix('[') {
             return self.flow_sequence(items, column);
         }
-        let (scalar, after) = match text.as_bytes()[0] {
-            b'\'' | b'"' => quoted(text)?,
-            _ => {
-                let value = plain_block_value(text)?;
-                (
-                    Scalar {
-                        value: Cow::Borrowed(value),
-                        style: ScalarStyle::Plain,
-                    },
-                    "",
-                )
+        if matches!(text.as_bytes()[0], b'\'' | b'"') {
+            let (scalar, after) = quoted(text)?;
+            if !blank_or_comment(after) {
+                return Err(Unsupported);
             }
-        };
-        if !blank_or_comment(after) {
-            return Err(Unsupported);
+            return self.scalar(scalar, column);
         }
-        self.scalar(scalar, column)
+        self.scalar(Scalar::plain(plain_block_value(text)?), column)
     }
 
     /// `[a, "b", c]` on one line (after its `[`): scalars only.
@@ -263,11 +263,7 @@ impl Reader<'_> {
                 Some(b'\'' | b'"') => quoted(rest)?,
                 Some(_) => {
                     let (value, after) = plain_flow_value(rest)?;
-                    let scalar = Scalar {
-                        value: Cow::Borrowed(value),
-                        style: ScalarStyle::Plain,
-                    };
-                    (scalar, after)
+                    (Scalar::plain(value), after)
                 }
                 None => return Err(Unsupported),
             };
@@ -294,11 +290,7 @@ impl Reader<'_> {
 
     /// The null of `key:` or `-` with nothing below.
     fn empty(&mut self, column: usize) -> Step {
-        let empty = Scalar {
-            value: Cow::Borrowed("~"),
-            style: ScalarStyle::Plain,
-        };
-        self.scalar(empty, column)
+        self.scalar(Scalar::plain("~"), column)
     }
 
     fn end(&mut self, kind: Kind) -> Step {
@@ -383,11 +375,7 @@ fn split_entry(content: &str) -> Option<(Scalar<'_>, &str)> {
                 if key.len() > MAX_KEY {
                     return None;
                 }
-                let key = Scalar {
-                    value: Cow::Borrowed(key),
-                    style: ScalarStyle::Plain,
-                };
-                return Some((key, &content[i + 1..]));
+                return Some((Scalar::plain(key), &content[i + 1..]));
             }
             // A comment before any colon: not an entry.
             b'#' if i > 0 && bytes[i - 1] == b' ' => return None,
