@@ -855,3 +855,108 @@ async fn h2c_backend_and_access_log() {
     })
     .await;
 }
+
+/// `errors`: a caught status gets the page service's answer with that
+/// status (or its rewrite); other answers pass untouched; a middleware
+/// naming a missing service disables only its router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_pages_replace_caught_answers() {
+    let app = Whoami::start("app");
+    let pages = Whoami::start("pages");
+    let dead_port = free_port();
+    let routers = r#"    app:
+      rule: "Host(`e.test`)"
+      middlewares: [oops, hdr]
+      service: app
+    down:
+      rule: "Host(`down.test`)"
+      middlewares: [oops]
+      service: dead
+    broken:
+      rule: "Host(`broken.test`)"
+      middlewares: [ghostly]
+      service: app"#;
+    let services = format!(
+        "{}{}{}",
+        lb("app", &[app.url()]),
+        lb("pages", &[pages.url()]),
+        lb("dead", &[format!("http://127.0.0.1:{dead_port}")])
+    );
+    let middlewares = r#"    oops:
+      errors:
+        status: ["404", "418", "500-599"]
+        statusRewrites:
+          "418": 404
+        service: pages
+        query: "/{status}.html?was={originalStatus}&from={url}"
+    hdr:
+      headers:
+        customResponseHeaders:
+          X-Inner: "set"
+    ghostly:
+      errors:
+        status: ["500-599"]
+        service: ghost"#;
+    let esc = Escale::start(&routes_yaml(routers, &services, middlewares), &[]);
+    esc.routed("e.test", Duration::from_secs(5)).await;
+
+    let ok = get(&esc.url("/fine"), "e.test").await;
+    assert_eq!((ok.status, ok.echo("Name")), (200, Some("app".into())));
+    assert_eq!(ok.headers["x-inner"], "set");
+    let passed = get(&esc.url("/?status=400"), "e.test").await;
+    assert_eq!(
+        (passed.status, passed.echo("Name")),
+        (400, Some("app".into()))
+    );
+
+    let caught = request(
+        "POST",
+        &esc.url("/x?status=503"),
+        &[("host", "e.test"), ("x-custom", "kept")],
+        "a body the page request does not carry",
+    )
+    .await
+    .unwrap();
+    assert_eq!(caught.status, 503, "{}", caught.body);
+    assert_eq!(caught.echo("Name").as_deref(), Some("pages"));
+    assert_eq!(
+        caught.request_line().as_deref(),
+        Some("GET /503.html?was=503&from=http%3A%2F%2Fe.test%2Fx%3Fstatus%3D503 HTTP/1.1")
+    );
+    assert_eq!(caught.echo("Host").as_deref(), Some("e.test"));
+    assert_eq!(caught.echo("X-Custom").as_deref(), Some("kept"));
+    assert_eq!(caught.echo("Content-Length"), None);
+    // The inner headers middleware shaped the answer the page replaced.
+    assert!(caught.headers.get("x-inner").is_none());
+
+    let rewritten = get(&esc.url("/?status=418"), "e.test").await;
+    assert_eq!(rewritten.status, 404);
+    assert!(
+        rewritten
+            .request_line()
+            .is_some_and(|l| l.starts_with("GET /404.html?was=418&")),
+        "{}",
+        rewritten.body
+    );
+
+    // escale's own 502 for a backend that refuses is caught too.
+    let down = get(&esc.url("/"), "down.test").await;
+    assert_eq!(
+        (down.status, down.echo("Name")),
+        (502, Some("pages".into()))
+    );
+    assert!(
+        down.request_line()
+            .is_some_and(|l| l.starts_with("GET /502.html?was=502&"))
+    );
+
+    // The router whose middleware names no service is disabled, with the
+    // reason; the others serve.
+    let broken = get(&esc.url("/"), "broken.test").await;
+    assert_eq!(broken.status, 404);
+    let log = esc.log_text();
+    assert!(
+        log.contains("errors: the service") && log.contains("ghost@file"),
+        "{log}"
+    );
+}

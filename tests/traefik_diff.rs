@@ -190,6 +190,14 @@ fn dynamic(a: &str, b: &str, auth: &str) -> String {
       rule: "Host(`zipjson.test`)"
       service: a
       middlewares: [compress-json]
+    error-pages:
+      rule: "Host(`err.test`)"
+      service: a
+      middlewares: [error-pages]
+    error-pages-down:
+      rule: "Host(`errdown.test`)"
+      service: dead
+      middlewares: [error-pages]
     prio-low:
       rule: "Host(`prio.test`)"
       priority: 1
@@ -207,6 +215,10 @@ fn dynamic(a: &str, b: &str, auth: &str) -> String {
       loadBalancer:
         servers:
           - url: "{b}"
+    dead:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:1"
   middlewares:
     strip-api:
       stripPrefix:
@@ -274,6 +286,13 @@ fn dynamic(a: &str, b: &str, auth: &str) -> String {
       compress:
         includedContentTypes: ["application/json"]
         encodings: ["br", "gzip"]
+    error-pages:
+      errors:
+        status: ["404", "418", "500-599"]
+        statusRewrites:
+          "418": 404
+        service: b
+        query: "/{{status}}.html?was={{originalStatus}}&from={{url}}"
     by-depth:
       ipAllowList:
         sourceRange: ["127.0.0.1"]
@@ -301,6 +320,13 @@ fn cases() -> Vec<Case> {
     let mut v = vec![
         case("GET", "a.test", "/"),
         case("GET", "A.Test", "/mixed/Case"),
+        // errors: caught, rewritten, passed, and the proxy's own 502.
+        case("GET", "err.test", "/x?status=503"),
+        case("GET", "err.test", "/p%20q/?status=418&k=a+b"),
+        case("GET", "err.test", "/?status=400"),
+        case("GET", "err.test", "/fine"),
+        case("HEAD", "err.test", "/?status=500"),
+        case("GET", "errdown.test", "/down"),
         case("GET", "b.test", "/api/users"),
         case("GET", "b.test", "/api"),
         case("GET", "b.test", "/apix"),
@@ -520,6 +546,7 @@ async fn same_answers_as_traefik() {
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
     let (mut forbidden, mut encoded, mut authorized, mut sent_to_sign_in) = (0, 0, 0, 0);
+    let mut error_pages = 0;
     for c in &cases {
         let (tp, ep) = (port.to_string(), esc.web.port().to_string());
         let t = observe(&traefik_base, c, &tp, &ep).await;
@@ -528,6 +555,11 @@ async fn same_answers_as_traefik() {
         redirected += usize::from(t.location.is_some());
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
+        error_pages += usize::from(
+            t.request_line
+                .as_deref()
+                .is_some_and(|l| l.contains(".html?was=")),
+        );
         encoded += usize::from(t.content_encoding.is_some());
         authorized += usize::from(t.auth_user.as_deref() == Some("alice"));
         sent_to_sign_in += usize::from(
@@ -559,6 +591,7 @@ async fn same_answers_as_traefik() {
         "{prefixed} requests carried X-Forwarded-Prefix"
     );
     assert!(redirected >= 3, "{redirected} redirects");
+    assert!(error_pages >= 3, "{error_pages} error pages");
     assert!(refused >= 3, "{refused} 401/404 answers");
     // ipAllowList: deny.test, and depth.test twice.
     assert!(forbidden >= 3, "{forbidden} 403 answers");

@@ -337,7 +337,7 @@ pub struct Middleware {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest_auth: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Unsupported>,
+    pub errors: Option<ErrorPages>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_web: Option<Unsupported>,
     #[serde(rename = "passTLSClientCert", skip_serializing_if = "Option::is_none")]
@@ -586,6 +586,27 @@ pub struct Compress {
     /// In order of preference; empty: Traefik's default (gzip, br, zstd).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub encodings: Vec<String>,
+}
+
+/// Traefik's `errors` middleware: a page from another service in place of
+/// a response whose status is caught.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ErrorPages {
+    /// Codes and inclusive ranges (`500`, `505-599`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<String>,
+    /// A code or range, and the status sent with the page instead.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_rewrites: BTreeMap<String, i64>,
+    pub service: String,
+    /// The page's path and query on `service`, with `{status}`,
+    /// `{originalStatus}` and `{url}` filled in.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub query: String,
+    /// The request headers sent on to the page's service; `None`: all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_request_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -611,6 +611,45 @@ mod tests {
     }
 
     #[test]
+    fn error_pages_in_labels() {
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.http.routers.app.rule", "Host(`a.test`)"),
+                ("traefik.http.services.app.loadbalancer.server.port", "80"),
+                (
+                    "traefik.http.middlewares.oops.errors.status",
+                    "500,501,503,505-599",
+                ),
+                (
+                    "traefik.http.middlewares.oops.errors.statusRewrites.418",
+                    "404",
+                ),
+                (
+                    "traefik.http.middlewares.oops.errors.statusrewrites.502-504",
+                    "500",
+                ),
+                ("traefik.http.middlewares.oops.errors.service", "pages"),
+                (
+                    "traefik.http.middlewares.oops.errors.query",
+                    "/{status}.html",
+                ),
+            ]),
+            &defaults(),
+        );
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        let e = out.config.http.middlewares["oops"].errors.as_ref().unwrap();
+        assert_eq!(e.status, vec!["500", "501", "503", "505-599"]);
+        assert_eq!(e.status_rewrites.get("418"), Some(&404));
+        assert_eq!(e.status_rewrites.get("502-504"), Some(&500));
+        assert_eq!(
+            (e.service.as_str(), e.query.as_str()),
+            ("pages", "/{status}.html")
+        );
+        assert_eq!(e.error_request_headers, None);
+    }
+
+    #[test]
     fn ip_allow_lists_in_v3_and_v2_labels() {
         let out = parse_any(
             "app",

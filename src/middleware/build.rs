@@ -4,19 +4,26 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, CircuitBreaker, Compress, ForwardAuth, Headers, InFlightReq, IpAllowList,
-    Layer, MiddlewareError, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
+    AddPrefix, BasicAuth, CircuitBreaker, Compress, ErrorPages, ForwardAuth, Headers, InFlightReq,
+    IpAllowList, Layer, MiddlewareError, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
     ReplacePathRegex, Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
 };
 use crate::config::dynamic::Middleware;
+use crate::routing::Target;
 
-/// Resolves a middleware by name (already qualified like `auth@file`) for chains.
+/// Resolves a middleware by name (already qualified like `auth@file`) for
+/// chains, and a service by name for the middlewares that send to one.
 pub trait Lookup {
     fn get(&self, qualified_name: &str) -> Option<&Middleware>;
 
     /// Qualifies a chain member named from within `current_provider`.
     fn qualify(&self, name: &str, current_provider: &str) -> String {
         qualify(name, current_provider)
+    }
+
+    /// The compiled service of that qualified name, or why there is none.
+    fn service(&self, qualified_name: &str) -> Result<Target, String> {
+        Err(format!("the service \"{qualified_name}\" does not exist"))
     }
 }
 
@@ -146,6 +153,16 @@ fn build_into(
         push(layers, Compress::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
         push(layers, IpAllowList::new(name, c)?);
+    } else if let Some(c) = &mw.errors {
+        if c.service.is_empty() {
+            return Err(MiddlewareError::new(name, "errors: `service` is not set"));
+        }
+        // Qualified with the middleware's own provider, as Traefik does.
+        let service = lookup.qualify(&c.service, provider_of(name).unwrap_or(""));
+        let target = lookup
+            .service(&service)
+            .map_err(|e| MiddlewareError::new(name, format!("errors: {e}")))?;
+        push(layers, ErrorPages::new(name, c, target)?);
     } else {
         return Err(MiddlewareError::new(
             name,

@@ -117,6 +117,25 @@ fn escape_mode(s: &[u8], mode: Mode) -> String {
     out
 }
 
+/// Go's `url.QueryEscape`: all but letters, digits and `-_.~` is escaped,
+/// and a space becomes `+`.
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &c in s.as_bytes() {
+        match c {
+            b' ' => out.push('+'),
+            c if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') => {
+                out.push(c as char)
+            }
+            // Writing to a String cannot fail.
+            c => {
+                let _ = write!(out, "%{c:02X}");
+            }
+        }
+    }
+    out
+}
+
 fn valid_encoded(s: &str, mode: Mode) -> bool {
     s.bytes().all(|c| {
         is_sub_delim(c) || matches!(c, b':' | b'@' | b'[' | b']' | b'%') || !should_escape(c, mode)
@@ -482,6 +501,16 @@ pub fn normalize_url(raw: &str) -> Result<String, UrlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_escape_as_go() {
+        // url.QueryEscape("a b/c?d=é&e~f-g_h.i%") in Go.
+        assert_eq!(
+            query_escape("a b/c?d=é&e~f-g_h.i%"),
+            "a+b%2Fc%3Fd%3D%C3%A9%26e~f-g_h.i%25"
+        );
+        assert_eq!(query_escape(""), "");
+    }
 
     #[test]
     fn parse_keeps_raw_only_when_encoding_differs() {

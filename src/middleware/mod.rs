@@ -33,6 +33,8 @@ pub struct RequestCtx {
     /// `Set-Cookie` values `forwardAuth` passes from the auth server to the
     /// response.
     pub auth_cookies: Vec<http::HeaderValue>,
+    /// The request as each `errors` middleware saw it, innermost last.
+    pub seen_by_error_pages: Vec<error_pages::SeenRequest>,
 }
 
 impl RequestCtx {
@@ -43,6 +45,7 @@ impl RequestCtx {
             guards: Vec::new(),
             compress: compress::Negotiated(None),
             auth_cookies: Vec::new(),
+            seen_by_error_pages: Vec::new(),
         }
     }
 }
@@ -96,6 +99,17 @@ pub trait Layer: Send + Sync + Debug {
     /// chain order.
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
 
+    /// For `errors`: the page to fetch in place of a response with this
+    /// status. Runs in reverse chain order, before `on_response`; the
+    /// handler fetches the page, and outer layers see the page's response.
+    fn error_page(
+        &self,
+        _status: http::StatusCode,
+        _ctx: &mut RequestCtx,
+    ) -> Option<error_pages::PageRequest> {
+        None
+    }
+
     /// Runs after every layer's `on_response`, for the middlewares that change the body
     /// (`compress`): returns the body to send instead.
     fn on_response_body(
@@ -113,6 +127,7 @@ mod basic_auth;
 mod build;
 pub mod circuit_breaker;
 pub mod compress;
+pub mod error_pages;
 mod forward_auth;
 mod gourl;
 mod headers;
@@ -135,6 +150,7 @@ pub use basic_auth::BasicAuth;
 pub use build::{Lookup, build, build_list};
 pub use circuit_breaker::CircuitBreaker;
 pub use compress::Compress;
+pub use error_pages::ErrorPages;
 pub use forward_auth::ForwardAuth;
 pub use headers::{Headers, NoXForwardedFor};
 pub use in_flight::InFlightReq;

@@ -20,6 +20,7 @@ use super::headers::{self, ForwardedFacts, ForwardedPolicy};
 use super::linger::RequestBody;
 use super::observe::{Exchange, Observer, Protocol};
 use super::target;
+use crate::middleware::error_pages::PageRequest;
 use crate::middleware::{Flow, RequestCtx};
 use crate::routing::{RouteTable, Target};
 use crate::rules::{self, RequestInfo};
@@ -219,9 +220,21 @@ impl Proxy {
                     }
                 };
                 let (mut res_parts, mut res_body) = res.into_parts();
+                // The layers whose body step applies: an error page replaces
+                // the body the inner layers shaped.
+                let mut body_layers = ran;
                 // Some response steps read the guards their request step
                 // left (the circuit breaker's start time).
-                for layer in route.layers[..ran].iter().rev() {
+                for (i, layer) in route.layers[..ran].iter().enumerate().rev() {
+                    if let Some(page) = layer.error_page(res_parts.status, &mut ctx) {
+                        let client = ClientSide {
+                            client_ip,
+                            client_ip_value: &conn.client_ip_value,
+                        };
+                        let page = self.error_page(page, ep, &route.name, &client).await;
+                        (res_parts, res_body) = page.into_parts();
+                        body_layers = i;
+                    }
                     layer.on_response(&mut res_parts, &ctx);
                 }
                 // Middleware guards (in-flight permits, ...) live as long as
@@ -229,7 +242,7 @@ impl Proxy {
                 if let Body::Upstream(_, guard) = &mut res_body {
                     guard.extra.append(&mut ctx.guards);
                 }
-                for layer in route.layers[..ran].iter().rev() {
+                for layer in route.layers[..body_layers].iter().rev() {
                     res_body = layer.on_response_body(&mut res_parts, res_body, &ctx);
                 }
                 Response::from_parts(res_parts, res_body)
@@ -243,6 +256,49 @@ impl Proxy {
             .and_then(|v| v.parse().ok());
         record.report(response.status().as_u16(), content_length);
         response
+    }
+}
+
+impl Proxy {
+    /// Fetches an `errors` middleware's page, and gives it the status the
+    /// middleware chose. A failed fetch still answers with that status.
+    async fn error_page(
+        &self,
+        page: PageRequest,
+        ep: &EntrypointInfo,
+        router: &str,
+        client: &ClientSide<'_>,
+    ) -> Response<Body> {
+        let status = page.status;
+        let mut res = match page.request {
+            Err(e) => {
+                tracing::warn!(status = status.as_u16(), error = %e, "error page request not made");
+                let reason = status.canonical_reason().unwrap_or("");
+                super::body::text_response(status, format!("{reason}\n"))
+            }
+            Ok(request) => match &page.service {
+                Target::Service(service) => {
+                    let out = forward::forward(service, request, Body::empty(), client).await;
+                    out.result.unwrap_or_else(|e| {
+                        let server = out.server.as_ref().map_or("-", |s| s.url.as_str());
+                        log_proxy_error(router, &service.name, server, &e);
+                        e.response()
+                    })
+                }
+                Target::Internal(service) => {
+                    self.internal
+                        .serve(InternalRequest {
+                            service: service.clone(),
+                            request: Request::from_parts(request, Body::empty()),
+                            entrypoint: ep.name.clone(),
+                            client_ip: client.client_ip,
+                        })
+                        .await
+                }
+            },
+        };
+        *res.status_mut() = status;
+        res
     }
 }
 

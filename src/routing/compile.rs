@@ -113,7 +113,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         })
         .collect();
 
-    let lookup = MiddlewareLookup::new(&middleware_index);
+    let lookup = MiddlewareLookup::new(&middleware_index, &services, &service_views);
     let mut layer_cache: HashMap<String, Result<Vec<Arc<dyn Layer>>, String>> = HashMap::new();
     // Enabled routes, each with the position of its view in `router_views`
     // (whose entrypoints it attaches to) and whether it is a TLS route.
@@ -188,10 +188,9 @@ pub fn compile(input: CompileInput) -> RouteTable {
             }
         }
 
-        let target = resolve_target(&router_service, &services, &service_views, &mut errors);
-        if let Some(view) = service_views.get_mut(&router_service) {
-            view.used_by.push(name.clone());
-        }
+        let target = resolve_target(&router_service, &services, &service_views)
+            .map_err(|e| errors.push(e))
+            .ok();
 
         let enabled = errors.is_empty();
         let status = if enabled {
@@ -234,6 +233,14 @@ pub fn compile(input: CompileInput) -> RouteTable {
             error: errors,
         };
         router_views.push((name, view));
+    }
+
+    // The lookup borrows the services; their views now learn their users.
+    drop(lookup);
+    for (name, view) in &router_views {
+        if let Some(service) = service_views.get_mut(&view.service) {
+            service.used_by.push(name.clone());
+        }
     }
 
     // Global order: priority descending, then name (`Route::precedence`).
@@ -285,7 +292,6 @@ pub fn compile(input: CompileInput) -> RouteTable {
     issues.dedup();
 
     // The indexes borrow the model, which the table keeps.
-    drop(lookup);
     drop((middleware_index, service_index));
     RouteTable {
         generation: input.generation,
@@ -341,10 +347,17 @@ fn qualify_all(names: &[String], provider: &str) -> Vec<String> {
 struct MiddlewareLookup<'a> {
     index: &'a Index<'a, Middleware>,
     chains: HashMap<&'a str, Middleware>,
+    /// For the middlewares that send to a service (`errors`).
+    services: &'a BTreeMap<String, Arc<ServiceRuntime>>,
+    service_views: &'a BTreeMap<String, ServiceView>,
 }
 
 impl<'a> MiddlewareLookup<'a> {
-    fn new(index: &'a Index<'a, Middleware>) -> Self {
+    fn new(
+        index: &'a Index<'a, Middleware>,
+        services: &'a BTreeMap<String, Arc<ServiceRuntime>>,
+        service_views: &'a BTreeMap<String, ServiceView>,
+    ) -> Self {
         let chains = index
             .iter()
             .filter_map(|(name, entry)| match model::qualified_middleware(*entry) {
@@ -352,7 +365,12 @@ impl<'a> MiddlewareLookup<'a> {
                 Cow::Borrowed(_) => None,
             })
             .collect();
-        MiddlewareLookup { index, chains }
+        MiddlewareLookup {
+            index,
+            chains,
+            services,
+            service_views,
+        }
     }
 }
 
@@ -365,6 +383,10 @@ impl Lookup for MiddlewareLookup<'_> {
 
     fn qualify(&self, name: &str, current_provider: &str) -> String {
         middleware::qualify(name, current_provider)
+    }
+
+    fn service(&self, qualified_name: &str) -> Result<Target, String> {
+        resolve_target(qualified_name, self.services, self.service_views)
     }
 }
 
@@ -558,27 +580,19 @@ fn resolve_target(
     service: &str,
     services: &BTreeMap<String, Arc<ServiceRuntime>>,
     views: &BTreeMap<String, ServiceView>,
-    errors: &mut Vec<String>,
-) -> Option<Target> {
+) -> Result<Target, String> {
     if INTERNAL_SERVICES.contains(&service) {
-        return Some(Target::Internal(service.into()));
+        return Ok(Target::Internal(service.into()));
     }
     match services.get(service) {
-        Some(s) => Some(Target::Service(s.clone())),
-        None if views.contains_key(service) => {
-            errors.push(format!(
-                "service \"{service}\" is disabled by its own errors"
-            ));
-            None
-        }
+        Some(s) => Ok(Target::Service(s.clone())),
+        None if views.contains_key(service) => Err(format!(
+            "service \"{service}\" is disabled by its own errors"
+        )),
         None if service.starts_with('@') || service.is_empty() => {
-            errors.push("the router has no service".to_string());
-            None
+            Err("the router has no service".to_string())
         }
-        None => {
-            errors.push(format!("the service \"{service}\" does not exist"));
-            None
-        }
+        None => Err(format!("the service \"{service}\" does not exist")),
     }
 }
 
