@@ -71,7 +71,37 @@ async fn auth_server() -> String {
     format!("http://{addr}/verify")
 }
 
-fn dynamic(a: &str, b: &str, auth: &str) -> String {
+/// A backend that answers without `Content-Type` (unless the path says
+/// `typed`), with the body the path names, for `contentType`.
+async fn untyped_server() -> String {
+    let addr = raw_server(|head| {
+        let path = head.split(' ').nth(1).unwrap_or("/");
+        let body: &[u8] = match path.rsplit('/').next().unwrap_or("") {
+            "html" => b"  <!DOCTYPE html><title>t</title>",
+            "png" => b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "woff2" => b"wOF2\x00\x01\x00\x00",
+            "binary" => b"\x01\x02\x03 binary",
+            "typed" => b"<html>but typed</html>",
+            _ => b"{\"plain\": \"json\"}",
+        };
+        let typed = if path.ends_with("typed") {
+            "Content-Type: application/json\r\n"
+        } else {
+            ""
+        };
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\n{typed}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(body);
+        answer
+    })
+    .await;
+    format!("http://{addr}")
+}
+
+fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
     // admin:admin in bcrypt, apr1 and sha1 forms.
     format!(
         r#"http:
@@ -190,6 +220,14 @@ fn dynamic(a: &str, b: &str, auth: &str) -> String {
       rule: "Host(`zipjson.test`)"
       service: a
       middlewares: [compress-json]
+    guessed-type:
+      rule: "Host(`ct.test`)"
+      service: untyped
+      middlewares: [guess-type]
+    no-guess:
+      rule: "Host(`noct.test`)"
+      service: untyped
+      middlewares: [no-guess]
     error-pages:
       rule: "Host(`err.test`)"
       service: a
@@ -219,6 +257,10 @@ fn dynamic(a: &str, b: &str, auth: &str) -> String {
       loadBalancer:
         servers:
           - url: "http://127.0.0.1:1"
+    untyped:
+      loadBalancer:
+        servers:
+          - url: "{untyped}"
   middlewares:
     strip-api:
       stripPrefix:
@@ -286,6 +328,11 @@ fn dynamic(a: &str, b: &str, auth: &str) -> String {
       compress:
         includedContentTypes: ["application/json"]
         encodings: ["br", "gzip"]
+    guess-type:
+      contentType: {{}}
+    no-guess:
+      contentType:
+        autoDetect: false
     error-pages:
       errors:
         status: ["404", "418", "500-599"]
@@ -320,6 +367,14 @@ fn cases() -> Vec<Case> {
     let mut v = vec![
         case("GET", "a.test", "/"),
         case("GET", "A.Test", "/mixed/Case"),
+        // contentType: guessed, or left unset as Traefik 3 leaves it.
+        case("GET", "ct.test", "/html"),
+        case("GET", "ct.test", "/png"),
+        case("GET", "ct.test", "/woff2"),
+        case("GET", "ct.test", "/binary"),
+        case("GET", "ct.test", "/json"),
+        case("GET", "ct.test", "/typed"),
+        case("GET", "noct.test", "/html"),
         // errors: caught, rewritten, passed, and the proxy's own 502.
         case("GET", "err.test", "/x?status=503"),
         case("GET", "err.test", "/p%20q/?status=418&k=a+b"),
@@ -455,6 +510,7 @@ struct Seen {
     location: Option<String>,
     resp_header: Option<String>,
     content_encoding: Option<String>,
+    content_type: Option<String>,
     vary: Option<String>,
     auth_user: Option<String>,
     auth_seen: Option<String>,
@@ -487,6 +543,10 @@ async fn observe(base: &str, c: &Case, port_a: &str, port_b: &str) -> Seen {
             .headers
             .get("content-encoding")
             .map(|v| v.to_str().unwrap_or("").to_string()),
+        content_type: r
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
         vary: r
             .headers
             .get("vary")
@@ -513,7 +573,8 @@ async fn same_answers_as_traefik() {
     let a = Whoami::start("a");
     let b = Whoami::start("b");
     let auth = auth_server().await;
-    let yaml = dynamic(&a.url(), &b.url(), &auth);
+    let untyped = untyped_server().await;
+    let yaml = dynamic(&a.url(), &b.url(), &auth, &untyped);
     let esc = Escale::start(&yaml, &[]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -546,7 +607,7 @@ async fn same_answers_as_traefik() {
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
     let (mut forbidden, mut encoded, mut authorized, mut sent_to_sign_in) = (0, 0, 0, 0);
-    let mut error_pages = 0;
+    let (mut error_pages, mut guessed) = (0, 0);
     for c in &cases {
         let (tp, ep) = (port.to_string(), esc.web.port().to_string());
         let t = observe(&traefik_base, c, &tp, &ep).await;
@@ -555,6 +616,7 @@ async fn same_answers_as_traefik() {
         redirected += usize::from(t.location.is_some());
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
+        guessed += usize::from(c.headers[0].1 == "ct.test" && t.content_type.is_some());
         error_pages += usize::from(
             t.request_line
                 .as_deref()
@@ -592,6 +654,7 @@ async fn same_answers_as_traefik() {
     );
     assert!(redirected >= 3, "{redirected} redirects");
     assert!(error_pages >= 3, "{error_pages} error pages");
+    assert!(guessed >= 5, "{guessed} guessed content types");
     assert!(refused >= 3, "{refused} 401/404 answers");
     // ipAllowList: deny.test, and depth.test twice.
     assert!(forbidden >= 3, "{forbidden} 403 answers");

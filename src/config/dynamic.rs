@@ -333,7 +333,7 @@ pub struct Middleware {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffering: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<Unsupported>,
+    pub content_type: Option<ContentType>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest_auth: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -586,6 +586,15 @@ pub struct Compress {
     /// In order of preference; empty: Traefik's default (gzip, br, zstd).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub encodings: Vec<String>,
+}
+
+/// Traefik's `contentType` middleware: guess a missing `Content-Type`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContentType {
+    /// Deprecated in Traefik 3: `false` turns the middleware off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_detect: Option<bool>,
 }
 
 /// Traefik's `errors` middleware: a page from another service in place of

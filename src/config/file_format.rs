@@ -948,8 +948,8 @@ prority = 3
 http:
   middlewares:
     pages:
-      errors:
-        status: [500-599]
+      digestAuth:
+        users: [a]
     web:
       grpcWeb: {}
 tcp:
@@ -961,11 +961,11 @@ tcp:
         assert_eq!(issues[0].line, Some(4));
         assert_eq!(
             issues[0].message,
-            "`http.middlewares.pages.errors` is not supported by escale and is ignored"
+            "`http.middlewares.pages.digestAuth` is not supported by escale and is ignored"
         );
         assert_eq!(issues[1].line, Some(7));
         assert_eq!(issues[2].key.as_deref(), Some("tcp"));
-        assert_eq!(cfg.http.middlewares["pages"].kind(), Some("errors"));
+        assert_eq!(cfg.http.middlewares["pages"].kind(), Some("digestAuth"));
         assert!(cfg.tcp.is_some());
     }
 

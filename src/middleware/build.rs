@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, CircuitBreaker, Compress, ErrorPages, ForwardAuth, Headers, InFlightReq,
-    IpAllowList, Layer, MiddlewareError, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
-    ReplacePathRegex, Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
+    AddPrefix, BasicAuth, CircuitBreaker, Compress, ContentType, ErrorPages, ForwardAuth, Headers,
+    InFlightReq, IpAllowList, Layer, MiddlewareError, RateLimit, RedirectRegex, RedirectScheme,
+    ReplacePath, ReplacePathRegex, Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
 };
 use crate::config::dynamic::Middleware;
 use crate::routing::Target;
@@ -153,6 +153,10 @@ fn build_into(
         push(layers, Compress::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
         push(layers, IpAllowList::new(name, c)?);
+    } else if let Some(c) = &mw.content_type {
+        if let Some(layer) = ContentType::new(name, c)? {
+            push(layers, layer);
+        }
     } else if let Some(c) = &mw.errors {
         if c.service.is_empty() {
             return Err(MiddlewareError::new(name, "errors: `service` is not set"));

@@ -9,13 +9,13 @@
 
 use std::net::IpAddr;
 
-use http::{StatusCode, request};
+use http::{Response, StatusCode, request};
 use ipnet::IpNet;
 
 use super::source::{IpStrategy, parse_range};
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
-use crate::proxy::body::text_response;
+use crate::proxy::body::Body;
 
 #[derive(Debug)]
 pub struct IpAllowList {
@@ -69,9 +69,11 @@ impl Layer for IpAllowList {
             return Flow::Continue;
         }
         tracing::debug!(client = %client, "refused by ipAllowList");
-        // As Traefik: the status text alone, no newline.
+        // As Traefik 3: the status text alone, no newline, no `Content-Type`.
         let text = self.reject.canonical_reason().unwrap_or("Forbidden");
-        Flow::Respond(text_response(self.reject, text))
+        let mut res = Response::new(Body::full(text));
+        *res.status_mut() = self.reject;
+        Flow::Respond(res)
     }
 }
 

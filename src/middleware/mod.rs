@@ -99,6 +99,12 @@ pub trait Layer: Send + Sync + Debug {
     /// chain order.
     fn on_response(&self, _res: &mut response::Parts, _ctx: &RequestCtx) {}
 
+    /// For `contentType`: a response without `Content-Type` gets one
+    /// guessed from its first bytes.
+    fn detects_content_type(&self) -> bool {
+        false
+    }
+
     /// For `errors`: the page to fetch in place of a response with this
     /// status. Runs in reverse chain order, before `on_response`; the
     /// handler fetches the page, and outer layers see the page's response.
@@ -127,6 +133,7 @@ mod basic_auth;
 mod build;
 pub mod circuit_breaker;
 pub mod compress;
+pub mod content_type;
 pub mod error_pages;
 mod forward_auth;
 mod gourl;
@@ -150,6 +157,7 @@ pub use basic_auth::BasicAuth;
 pub use build::{Lookup, build, build_list};
 pub use circuit_breaker::CircuitBreaker;
 pub use compress::Compress;
+pub use content_type::ContentType;
 pub use error_pages::ErrorPages;
 pub use forward_auth::ForwardAuth;
 pub use headers::{Headers, NoXForwardedFor};

@@ -7,7 +7,7 @@
 //! rewritten URL as Go's `url.Parse(...).String()` writes it, and a URL Go
 //! cannot parse answers 502 as Traefik's error handler does.
 
-use http::header::{CONTENT_TYPE, LOCATION};
+use http::header::LOCATION;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, request};
 use regex::Regex;
 
@@ -85,15 +85,12 @@ impl Redirect {
     }
 }
 
-/// A response whose body is the status text, as Go writes it.
+/// A response whose body is the status text, as Go writes it. No
+/// `Content-Type`: Traefik 3 turns Go's guess off (the `contentType`
+/// middleware turns it back on).
 fn status_text_response(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(Body::full(status.canonical_reason().unwrap_or("")));
     *res.status_mut() = status;
-    // What Go's content sniffing picks for this text.
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     res
 }
 

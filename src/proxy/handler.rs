@@ -242,6 +242,12 @@ impl Proxy {
                 if let Body::Upstream(_, guard) = &mut res_body {
                     guard.extra.append(&mut ctx.guards);
                 }
+                if route.layers[..body_layers]
+                    .iter()
+                    .any(|l| l.detects_content_type())
+                {
+                    res_body = super::sniff::guess_content_type(&mut res_parts, res_body).await;
+                }
                 for layer in route.layers[..body_layers].iter().rev() {
                     res_body = layer.on_response_body(&mut res_parts, res_body, &ctx);
                 }

@@ -60,6 +60,7 @@ pub mod observe;
 pub mod pool;
 pub mod prefixed;
 pub mod server;
+pub mod sniff;
 pub mod spread;
 pub mod target;
 pub mod threads;
