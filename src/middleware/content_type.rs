@@ -214,7 +214,7 @@ fn is_mp4(data: &[u8]) -> bool {
         return false;
     }
     let box_size = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-    if box_size % 4 != 0 || data.len() < box_size || &data[4..8] != b"ftyp" {
+    if !box_size.is_multiple_of(4) || data.len() < box_size || &data[4..8] != b"ftyp" {
         return false;
     }
     (8..box_size)
