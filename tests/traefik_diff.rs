@@ -220,6 +220,10 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       rule: "Host(`zipjson.test`)"
       service: a
       middlewares: [compress-json]
+    limited:
+      rule: "Host(`limit.test`)"
+      service: a
+      middlewares: [one-a-minute]
     guessed-type:
       rule: "Host(`ct.test`)"
       service: untyped
@@ -328,6 +332,11 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       compress:
         includedContentTypes: ["application/json"]
         encodings: ["br", "gzip"]
+    one-a-minute:
+      rateLimit:
+        average: 1
+        period: 1m
+        burst: 1
     guess-type:
       contentType: {{}}
     no-guess:
@@ -367,6 +376,9 @@ fn cases() -> Vec<Case> {
     let mut v = vec![
         case("GET", "a.test", "/"),
         case("GET", "A.Test", "/mixed/Case"),
+        // rateLimit: the second request within the minute is refused.
+        case("GET", "limit.test", "/"),
+        case("GET", "limit.test", "/"),
         // contentType: guessed, or left unset as Traefik 3 leaves it.
         case("GET", "ct.test", "/html"),
         case("GET", "ct.test", "/png"),
@@ -607,7 +619,7 @@ async fn same_answers_as_traefik() {
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
     let (mut forbidden, mut encoded, mut authorized, mut sent_to_sign_in) = (0, 0, 0, 0);
-    let (mut error_pages, mut guessed) = (0, 0);
+    let (mut error_pages, mut guessed, mut limited) = (0, 0, 0);
     for c in &cases {
         let (tp, ep) = (port.to_string(), esc.web.port().to_string());
         let t = observe(&traefik_base, c, &tp, &ep).await;
@@ -616,6 +628,7 @@ async fn same_answers_as_traefik() {
         redirected += usize::from(t.location.is_some());
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
+        limited += usize::from(t.status == 429);
         guessed += usize::from(c.headers[0].1 == "ct.test" && t.content_type.is_some());
         error_pages += usize::from(
             t.request_line
@@ -655,6 +668,7 @@ async fn same_answers_as_traefik() {
     assert!(redirected >= 3, "{redirected} redirects");
     assert!(error_pages >= 3, "{error_pages} error pages");
     assert!(guessed >= 5, "{guessed} guessed content types");
+    assert_eq!(limited, 1, "one request refused by rateLimit");
     assert!(refused >= 3, "{refused} 401/404 answers");
     // ipAllowList: deny.test, and depth.test twice.
     assert!(forbidden >= 3, "{forbidden} 403 answers");

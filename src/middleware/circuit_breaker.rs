@@ -29,7 +29,7 @@ use http::{StatusCode, request, response};
 use super::{Flow, Layer, MiddlewareError, RequestCtx, persist};
 use crate::balance::clock;
 use crate::config::dynamic;
-use crate::proxy::body::text_response;
+use crate::proxy::body::untyped_text_response;
 
 pub const DEFAULT_CHECK_PERIOD: Duration = Duration::from_millis(100);
 pub const DEFAULT_FALLBACK: Duration = Duration::from_secs(10);
@@ -234,7 +234,8 @@ impl Layer for CircuitBreaker {
         let now = clock::now_us();
         if !self.breaker.allow(now) {
             let text = self.response_code.canonical_reason().unwrap_or("");
-            return Flow::Respond(text_response(self.response_code, text));
+            // As Traefik 3: the status text, without a type.
+            return Flow::Respond(untyped_text_response(self.response_code, text));
         }
         ctx.guards.push(Box::new(Pending {
             breaker: self.breaker.clone(),

@@ -9,13 +9,13 @@
 
 use std::net::IpAddr;
 
-use http::{Response, StatusCode, request};
+use http::{StatusCode, request};
 use ipnet::IpNet;
 
 use super::source::{IpStrategy, parse_range};
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
-use crate::proxy::body::Body;
+use crate::proxy::body::untyped_text_response;
 
 #[derive(Debug)]
 pub struct IpAllowList {
@@ -71,9 +71,7 @@ impl Layer for IpAllowList {
         tracing::debug!(client = %client, "refused by ipAllowList");
         // As Traefik 3: the status text alone, no newline, no `Content-Type`.
         let text = self.reject.canonical_reason().unwrap_or("Forbidden");
-        let mut res = Response::new(Body::full(text));
-        *res.status_mut() = self.reject;
-        Flow::Respond(res)
+        Flow::Respond(untyped_text_response(self.reject, text))
     }
 }
 

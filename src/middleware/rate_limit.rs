@@ -20,7 +20,7 @@ use super::source::{IpStrategy, Source};
 use super::{Flow, Layer, MiddlewareError, RequestCtx, persist};
 use crate::balance::clock;
 use crate::config::dynamic;
-use crate::proxy::body::text_response;
+use crate::proxy::body::{text_response, untyped_text_response};
 
 const SHARDS: usize = 16;
 /// Traefik's bound on tracked sources.
@@ -204,7 +204,9 @@ impl Layer for RateLimit {
         match self.buckets.take(key, &self.rate, clock::now_us()) {
             Verdict::Allow => Flow::Continue,
             Verdict::Deny(wait) => {
-                let mut res = text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+                // Traefik 3 writes this one without a type.
+                let mut res =
+                    untyped_text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
                 let h = res.headers_mut();
                 if let Ok(v) = HeaderValue::from_str(&format!("{:.0}", wait.as_secs_f64().ceil())) {
                     h.insert("retry-after", v);

@@ -16,7 +16,7 @@ use super::reqhead::{BadRequest, host, request_uri};
 use super::{Flow, Layer, MiddlewareError, RequestCtx};
 use crate::config::dynamic;
 use crate::goregex;
-use crate::proxy::body::Body;
+use crate::proxy::body::{Body, untyped_text_response};
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
@@ -85,13 +85,9 @@ impl Redirect {
     }
 }
 
-/// A response whose body is the status text, as Go writes it. No
-/// `Content-Type`: Traefik 3 turns Go's guess off (the `contentType`
-/// middleware turns it back on).
+/// A response whose body is the status text, as Go writes it.
 fn status_text_response(status: StatusCode) -> Response<Body> {
-    let mut res = Response::new(Body::full(status.canonical_reason().unwrap_or("")));
-    *res.status_mut() = status;
-    res
+    untyped_text_response(status, status.canonical_reason().unwrap_or(""))
 }
 
 #[derive(Debug)]

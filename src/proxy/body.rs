@@ -154,3 +154,15 @@ pub fn text_response(status: http::StatusCode, text: impl Into<Bytes>) -> http::
     );
     res
 }
+
+/// A response with the short text Go handlers write after `WriteHeader`
+/// (the status text, mostly), without `Content-Type`: Traefik 3 turns Go's
+/// guess off, so its middlewares' own answers carry none.
+pub fn untyped_text_response(
+    status: http::StatusCode,
+    text: impl Into<Bytes>,
+) -> http::Response<Body> {
+    let mut res = http::Response::new(Body::full(text));
+    *res.status_mut() = status;
+    res
+}
