@@ -126,30 +126,46 @@ impl StickyCookie {
 
     /// The server the request's cookie names, whatever its health.
     pub fn find(&self, headers: &HeaderMap, servers: &[Arc<ServerState>]) -> Option<Stuck> {
+        self.find_by(headers, servers, |s| &s.url)
+            .map(|(i, rewrite)| Stuck {
+                server: servers[i].clone(),
+                rewrite,
+            })
+    }
+
+    /// Which of `items` the request's cookie names (by the name `key`
+    /// gives: a server's URL, a child service's name), and whether the
+    /// cookie used a legacy value and must be rewritten.
+    pub fn find_by<T>(
+        &self,
+        headers: &HeaderMap,
+        items: &[T],
+        key: impl Fn(&T) -> &str,
+    ) -> Option<(usize, bool)> {
         let value = self.value(headers)?;
-        if let Some(s) = servers.iter().find(|s| server_id(&s.url) == value) {
-            return Some(Stuck {
-                server: s.clone(),
-                rewrite: false,
-            });
+        if let Some(i) = items.iter().position(|t| server_id(key(t)) == value) {
+            return Some((i, false));
         }
-        servers
+        items
             .iter()
-            .find(|s| {
-                s.url == value || {
-                    let once = fnv1_hex(&s.url);
+            .position(|t| {
+                let name = key(t);
+                name == value || {
+                    let once = fnv1_hex(name);
                     once == value || fnv1_hex(&once) == value
                 }
             })
-            .map(|s| Stuck {
-                server: s.clone(),
-                rewrite: true,
-            })
+            .map(|i| (i, true))
     }
 
     /// The `Set-Cookie` value pinning the client to `server`.
     pub fn set_cookie(&self, server: &ServerState) -> Option<HeaderValue> {
-        let mut cookie = format!("{}={}", self.name, server_id(&server.url));
+        self.set_cookie_for(&server.url)
+    }
+
+    /// The `Set-Cookie` value pinning the client to what `name` names.
+    pub fn set_cookie_for(&self, name: &str) -> Option<HeaderValue> {
+        let mut cookie = format!("{}={}", self.name, server_id(name));
         let path: String = self
             .path
             .chars()

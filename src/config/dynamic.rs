@@ -149,11 +149,83 @@ pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancer>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub weighted: Option<Unsupported>,
+    pub weighted: Option<Weighted>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mirroring: Option<Unsupported>,
+    pub mirroring: Option<Mirroring>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failover: Option<Unsupported>,
+    pub failover: Option<Failover>,
+}
+
+/// Traefik's `healthCheck: {}` of services over services: take the
+/// children's health into account (and report it to a parent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthPropagation {}
+
+/// Weighted round robin over services.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Weighted {
+    pub services: Vec<WeightedService>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthPropagation>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WeightedService {
+    pub name: String,
+    /// `None`: 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i64>,
+}
+
+/// A main service, and a fallback while it is down.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Failover {
+    pub service: String,
+    pub fallback: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthPropagation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<FailoverErrors>,
+}
+
+/// Answers of the main service that send the request to the fallback.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FailoverErrors {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<String>,
+    /// The most body kept to send again; `None` or negative: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+}
+
+/// A main service, with copies of requests sent to mirrors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Mirroring {
+    pub service: String,
+    /// `None`: true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror_body: Option<bool>,
+    /// `None` or negative: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorService>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthPropagation>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MirrorService {
+    pub name: String,
+    pub percent: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

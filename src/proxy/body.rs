@@ -28,6 +28,42 @@ pub enum Body {
     Boxed(BoxBody<Bytes, BoxError>),
 }
 
+/// Bytes already read from a body, then the rest of it.
+struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: Body,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rest = self.rest.size_hint();
+        let first = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + first);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
+    }
+}
+
 /// A backend's response body: HTTP/1.1 read by the request's own task (its
 /// connection goes back to the pool when the body has ended), or HTTP/2.
 pub enum Upstream {
@@ -66,6 +102,17 @@ impl Body {
         } else {
             Body::Full(Some(data))
         }
+    }
+
+    /// `prefix`, already read from `rest`, then what `rest` still holds.
+    pub fn prefixed(prefix: Bytes, rest: Body) -> Self {
+        if prefix.is_empty() {
+            return rest;
+        }
+        Body::boxed(Prefixed {
+            prefix: Some(prefix),
+            rest,
+        })
     }
 
     pub fn boxed<B>(body: B) -> Self

@@ -14,6 +14,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 
 use super::body::Body;
+use super::composite;
 use super::error::ProxyError;
 use super::forward::{self, ClientSide};
 use super::headers::{self, ForwardedFacts, ForwardedPolicy};
@@ -203,17 +204,17 @@ impl Proxy {
                                 let out =
                                     forward::forward(service, parts, Body::from(body), &client)
                                         .await;
-                                record.server = out.server;
-                                record.retries = out.retries;
-                                match out.result {
-                                    Ok(res) => res,
-                                    Err(e) => {
-                                        let server =
-                                            record.server.as_ref().map_or("-", |s| s.url.as_str());
-                                        log_proxy_error(&route.name, &service.name, server, &e);
-                                        e.response()
-                                    }
-                                }
+                                record.forwarded(out, &route.name)
+                            }
+                            Target::Composite(node) => {
+                                record.service = Some(node.name().clone());
+                                let client = ClientSide {
+                                    client_ip,
+                                    client_ip_value: &conn.client_ip_value,
+                                };
+                                let out =
+                                    composite::serve(node, parts, Body::from(body), &client).await;
+                                record.forwarded(out, &route.name)
                             }
                         };
                         (route.layers.len(), res)
@@ -285,11 +286,11 @@ impl Proxy {
             Ok(request) => match &page.service {
                 Target::Service(service) => {
                     let out = forward::forward(service, request, Body::empty(), client).await;
-                    out.result.unwrap_or_else(|e| {
-                        let server = out.server.as_ref().map_or("-", |s| s.url.as_str());
-                        log_proxy_error(router, &service.name, server, &e);
-                        e.response()
-                    })
+                    page_answer(out, router, &service.name)
+                }
+                Target::Composite(node) => {
+                    let out = composite::serve(node, request, Body::empty(), client).await;
+                    page_answer(out, router, node.name())
                 }
                 Target::Internal(service) => {
                     self.internal
@@ -306,6 +307,15 @@ impl Proxy {
         *res.status_mut() = status;
         res
     }
+}
+
+/// An error page's answer, or the answer to its failure.
+fn page_answer(out: forward::Forwarded, router: &str, service: &str) -> Response<Body> {
+    out.result.unwrap_or_else(|e| {
+        let server = out.server.as_ref().map_or("-", |s| s.url.as_str());
+        log_proxy_error(router, service, server, &e);
+        e.response()
+    })
 }
 
 /// A failed exchange: a warning, unless the client's own request body
@@ -345,6 +355,19 @@ struct Record<'a> {
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 impl Record<'_> {
+    /// Notes where a forwarded request went, and makes the answer of a
+    /// failed one.
+    fn forwarded(&mut self, out: forward::Forwarded, router: &str) -> Response<Body> {
+        self.server = out.server;
+        self.retries = out.retries;
+        out.result.unwrap_or_else(|e| {
+            let server = self.server.as_ref().map_or("-", |s| s.url.as_str());
+            let service = self.service.as_deref().unwrap_or("-");
+            log_proxy_error(router, service, server, &e);
+            e.response()
+        })
+    }
+
     fn report(&mut self, status: u16, content_length: Option<u64>) {
         self.reported = true;
         self.observer.exchange(&Exchange {

@@ -49,6 +49,7 @@ macro_rules! write_through {
 pub mod accept;
 pub mod access_log;
 pub mod body;
+pub mod composite;
 pub mod error;
 pub mod forward;
 pub mod gate;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use super::composite::{self, Node};
 use super::model::{self, Entry, Index, Model};
 use super::{
     EntrypointRoutes, HostIndex, MiddlewareView, Route, RouteTable, RouterView, ServiceRuntime,
@@ -69,6 +70,9 @@ pub fn compile(input: CompileInput) -> RouteTable {
     let mut service_views: BTreeMap<String, ServiceView> = BTreeMap::new();
     let mut services: BTreeMap<String, Arc<ServiceRuntime>> = BTreeMap::new();
     for (name, entry) in &service_index {
+        if composite::is_composite(entry.object) && composite::types_error(entry.object).is_none() {
+            continue; // Built below, over the pools.
+        }
         let provider = provider_of(name);
         let service = model::qualified_service(*entry);
         let (runtime, errors) = build_service(name, &service, &transports, input.previous);
@@ -98,6 +102,39 @@ pub fn compile(input: CompileInput) -> RouteTable {
         );
     }
 
+    // Services over services, once every pool is built.
+    let mut composites: BTreeMap<String, Node> = BTreeMap::new();
+    let mut builder = composite::Builder::new(&service_index, &services);
+    for (name, entry) in &service_index {
+        if !composite::is_composite(entry.object) || service_views.contains_key(name) {
+            continue;
+        }
+        let (status, error) = match builder.node(name) {
+            Ok(node) => {
+                composites.insert(name.clone(), node);
+                (Status::Enabled, Vec::new())
+            }
+            Err(e) => {
+                issues.push(
+                    ConfigIssue::error(provider_of(name), format!("service {name}"), e.clone())
+                        .with_object(name),
+                );
+                (Status::Disabled, vec![e])
+            }
+        };
+        service_views.insert(
+            name.clone(),
+            ServiceView {
+                name: name.clone(),
+                provider: provider_of(name).to_string(),
+                status,
+                error,
+                used_by: Vec::new(),
+            },
+        );
+    }
+    drop(builder);
+
     let mut middleware_views: BTreeMap<String, MiddlewareView> = middleware_index
         .iter()
         .map(|(name, Entry { object: mw, .. })| {
@@ -113,7 +150,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         })
         .collect();
 
-    let lookup = MiddlewareLookup::new(&middleware_index, &services, &service_views);
+    let lookup = MiddlewareLookup::new(&middleware_index, &services, &composites, &service_views);
     let mut layer_cache: HashMap<String, Result<Vec<Arc<dyn Layer>>, String>> = HashMap::new();
     // Enabled routes, each with the position of its view in `router_views`
     // (whose entrypoints it attaches to) and whether it is a TLS route.
@@ -188,7 +225,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
             }
         }
 
-        let target = resolve_target(&router_service, &services, &service_views)
+        let target = resolve_target(&router_service, &services, &composites, &service_views)
             .map_err(|e| errors.push(e))
             .ok();
 
@@ -349,6 +386,7 @@ struct MiddlewareLookup<'a> {
     chains: HashMap<&'a str, Middleware>,
     /// For the middlewares that send to a service (`errors`).
     services: &'a BTreeMap<String, Arc<ServiceRuntime>>,
+    composites: &'a BTreeMap<String, Node>,
     service_views: &'a BTreeMap<String, ServiceView>,
 }
 
@@ -356,6 +394,7 @@ impl<'a> MiddlewareLookup<'a> {
     fn new(
         index: &'a Index<'a, Middleware>,
         services: &'a BTreeMap<String, Arc<ServiceRuntime>>,
+        composites: &'a BTreeMap<String, Node>,
         service_views: &'a BTreeMap<String, ServiceView>,
     ) -> Self {
         let chains = index
@@ -369,6 +408,7 @@ impl<'a> MiddlewareLookup<'a> {
             index,
             chains,
             services,
+            composites,
             service_views,
         }
     }
@@ -386,7 +426,12 @@ impl Lookup for MiddlewareLookup<'_> {
     }
 
     fn service(&self, qualified_name: &str) -> Result<Target, String> {
-        resolve_target(qualified_name, self.services, self.service_views)
+        resolve_target(
+            qualified_name,
+            self.services,
+            self.composites,
+            self.service_views,
+        )
     }
 }
 
@@ -449,14 +494,9 @@ fn build_service(
     previous: Option<&RouteTable>,
 ) -> (Option<ServiceRuntime>, Vec<String>) {
     let mut errors = Vec::new();
-    for (set, kind) in [
-        (service.weighted.is_some(), "weighted"),
-        (service.mirroring.is_some(), "mirroring"),
-        (service.failover.is_some(), "failover"),
-    ] {
-        if set {
-            errors.push(format!("service type `{kind}` is not supported by escale"));
-        }
+    if let Some(e) = composite::types_error(service) {
+        errors.push(e);
+        return (None, errors);
     }
     let Some(lb) = &service.load_balancer else {
         if errors.is_empty() {
@@ -579,10 +619,14 @@ fn resolve_entrypoints(
 fn resolve_target(
     service: &str,
     services: &BTreeMap<String, Arc<ServiceRuntime>>,
+    composites: &BTreeMap<String, Node>,
     views: &BTreeMap<String, ServiceView>,
 ) -> Result<Target, String> {
     if INTERNAL_SERVICES.contains(&service) {
         return Ok(Target::Internal(service.into()));
+    }
+    if let Some(node) = composites.get(service) {
+        return Ok(Target::Composite(node.clone()));
     }
     match services.get(service) {
         Some(s) => Ok(Target::Service(s.clone())),

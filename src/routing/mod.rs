@@ -6,6 +6,7 @@
 //! the current table through an `ArcSwap` without locking.
 
 pub mod compile;
+pub mod composite;
 pub mod host_index;
 pub mod model;
 
@@ -67,6 +68,8 @@ pub fn ranked(mut routes: Vec<Route>) -> Vec<Arc<Route>> {
 #[derive(Debug, Clone)]
 pub enum Target {
     Service(Arc<ServiceRuntime>),
+    /// `weighted`, `failover` or `mirroring`: services over services.
+    Composite(composite::Node),
     /// `api@internal`, `dashboard@internal`, `ping@internal`,
     /// `prometheus@internal`, `noop@internal`: answered by escale itself.
     Internal(Arc<str>),
