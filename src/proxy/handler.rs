@@ -200,9 +200,11 @@ impl Proxy {
                                     client_ip,
                                     client_ip_value: &conn.client_ip_value,
                                 };
-                                let out =
-                                    forward::forward(service, parts, Body::from(body), &client)
-                                        .await;
+                                let body = Body::from(body);
+                                let out = match &route.buffering {
+                                    None => forward::forward(service, parts, body, &client).await,
+                                    Some(plan) => plan.forward(service, parts, body, &client).await,
+                                };
                                 record.server = out.server;
                                 record.retries = out.retries;
                                 match out.result {
