@@ -339,9 +339,9 @@ fn expects_body(head: bool, res: &Response<Body>) -> bool {
         return false;
     }
     // A gRPC error carries no message.
-    !headers
+    headers
         .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() != b"0")
+        .is_none_or(|v| v.as_bytes() == b"0")
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
