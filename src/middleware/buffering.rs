@@ -26,7 +26,11 @@
 //! buffered answer, and a retry does not run the layers again. Several
 //! buffering layers on one route keep the tightest limits, and their
 //! expressions nest as Traefik's nested middlewares do. Requests to
-//! internal services (`api@internal`, ...) are not buffered.
+//! internal services (`api@internal`, ...) are not buffered. A request
+//! body that fails while it is read is the client's fault, a 400 as
+//! elsewhere in escale (oxy answers 500, or 499 when the client left),
+//! and an answer that fails while it is read is a 502 the expression can
+//! retry (Traefik aborts the connection).
 //!
 //! [`spool`]: crate::proxy::spool
 
@@ -298,9 +302,16 @@ impl Plan {
                 return (out, false);
             }
         };
-        let (res_parts, body) = res.into_parts();
+        let (mut res_parts, body) = res.into_parts();
         let (result, settled) = match spool::spool(body, self.response).await {
-            Ok(spooled) => (Ok(Response::from_parts(res_parts, spooled.body())), false),
+            Ok(spooled) => {
+                // Known now, even when the backend chunked it (the access
+                // log reads it too).
+                res_parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(spooled.len()));
+                (Ok(Response::from_parts(res_parts, spooled.body())), false)
+            }
             Err(SpoolError::TooLarge(max)) => (
                 Err(ProxyError::Internal(format!(
                     "the response body is larger than maxResponseBodyBytes ({max})"
