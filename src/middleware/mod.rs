@@ -3,9 +3,9 @@
 //!
 //! A middleware sees the request head before it is forwarded and may answer
 //! in place (a redirect, a 401). It may then adjust the response head on the
-//! way back. Only `compress` (on the way back) and `buffering` (around
-//! forwarding, for the routes that have it) touch bodies, so streaming
-//! stays intact elsewhere.
+//! way back. Most never touch bodies, so streaming stays intact; those that
+//! do are `compress`, `contentType` and `errors` on the way back, and
+//! `buffering` around forwarding, for the routes that have it.
 //!
 //! [`build`] turns a named `dynamic::Middleware` into layers (a chain into
 //! its members' layers). The layers follow Traefik v3 to the byte where
