@@ -168,8 +168,8 @@ impl Plan {
         Some(Box::new(plan))
     }
 
-    /// Forwards with buffering. Boxed so that the handler's future, which
-    /// every request allocates, does not grow by this one's size.
+    /// Forwards with buffering. Boxed: the handler's future, which every
+    /// request builds, keeps its size whatever this one's is.
     pub fn forward<'a>(
         &'a self,
         service: &'a ServiceRuntime,
@@ -202,9 +202,6 @@ impl Plan {
         // since only a buffered request can be sent again whatever its
         // method and size.
         let method = parts.method.clone();
-        // Attempts per buffering layer, outermost first: when an inner
-        // layer stops retrying, the outer one decides on the same answer,
-        // and sends it through the inner one afresh.
         let mut attempts: SmallVec<[u32; 1]> = self.retry.iter().map(|_| 1).collect();
         let mut retries: u32 = 0;
         loop {
@@ -215,29 +212,16 @@ impl Plan {
                 Ok(res) => res.status(),
                 Err(e) => e.status(),
             };
-            let again = (!settled)
-                .then(|| {
-                    (0..attempts.len()).rev().find(|&level| {
-                        attempts[level] <= MAX_ASKED_ATTEMPTS
-                            && self.retry[level].holds(&Attempt {
-                                attempts: attempts[level],
-                                response_code: status.as_u16(),
-                                method: &method,
-                            })
-                    })
-                })
-                .flatten();
-            let Some(level) = again else {
+            if settled {
                 return out;
-            };
+            }
+            if retry_level(&self.retry, &mut attempts, status.as_u16(), &method).is_none() {
+                return out;
+            }
             tracing::debug!(
-                service = %service.name, status = status.as_u16(), attempt = attempts[level],
+                service = %service.name, status = status.as_u16(), retry = retries + 1,
                 "retryExpression holds: sending the buffered request again"
             );
-            attempts[level] += 1;
-            for inner in &mut attempts[level + 1..] {
-                *inner = 1;
-            }
             retries += 1;
             service
                 .retries
@@ -330,6 +314,34 @@ impl Plan {
         out.result = result;
         (out, settled)
     }
+}
+
+/// After an answer with `status`: which buffering layer sends the request
+/// again (its index in `exprs`, outermost first), counting the attempt in
+/// `attempts`; `None`: the answer stands.
+///
+/// As Traefik's nested middlewares: the innermost layer asks first; when
+/// it stops retrying, the next one out decides on the same answer, and its
+/// retry goes through the inner layers afresh (their counts start again).
+fn retry_level(
+    exprs: &[Expr],
+    attempts: &mut [u32],
+    status: u16,
+    method: &Method,
+) -> Option<usize> {
+    let level = (0..attempts.len().min(exprs.len())).rev().find(|&level| {
+        attempts[level] <= MAX_ASKED_ATTEMPTS
+            && exprs[level].holds(&Attempt {
+                attempts: attempts[level],
+                response_code: status,
+                method,
+            })
+    })?;
+    attempts[level] += 1;
+    for inner in &mut attempts[level + 1..] {
+        *inner = 1;
+    }
+    Some(level)
 }
 
 /// Whether an answer has a body to read (oxy's `expectBody`).
@@ -505,6 +517,53 @@ mod tests {
         );
         assert_eq!(plan.retry.len(), 2);
         assert_eq!(plan.retry[1], Expr::IsNetworkError);
+    }
+
+    /// How many attempts a request gets when every one answers `status`.
+    fn attempts_made(exprs: &[&str], status: u16) -> u32 {
+        let exprs: Vec<Expr> = exprs.iter().map(|e| Expr::parse(e).unwrap()).collect();
+        let mut attempts = vec![1; exprs.len()];
+        let mut made = 1;
+        while retry_level(&exprs, &mut attempts, status, &Method::POST).is_some() {
+            made += 1;
+            assert!(made < 1000, "retries must end");
+        }
+        made
+    }
+
+    #[test]
+    fn retries_stop_where_the_expression_and_oxy_stop_them() {
+        assert_eq!(
+            attempts_made(&["IsNetworkError() && Attempts() < 3"], 502),
+            3
+        );
+        assert_eq!(
+            attempts_made(&["IsNetworkError() && Attempts() < 3"], 503),
+            1
+        );
+        assert_eq!(attempts_made(&["Attempts() <= 2"], 200), 3);
+        // Asked after the first 10 attempts only: 11 at most.
+        assert_eq!(attempts_made(&["ResponseCode() == 503"], 503), 11);
+        assert_eq!(attempts_made(&[], 502), 1);
+        // Nested layers: 2 rounds of the outer one, 3 attempts each inside.
+        assert_eq!(
+            attempts_made(
+                &["Attempts() < 2", "IsNetworkError() && Attempts() < 3"],
+                504
+            ),
+            6
+        );
+        // The inner layer does not retry this answer; the outer one does.
+        assert_eq!(
+            attempts_made(
+                &[
+                    "ResponseCode() == 503 && Attempts() < 4",
+                    "IsNetworkError()"
+                ],
+                503
+            ),
+            4
+        );
     }
 
     #[test]
