@@ -18,6 +18,10 @@
 FROM scratch
 LABEL io.escale.image=escale
 COPY escale /escale
+# The buffering middleware keeps bodies beyond its memory threshold in $TMPDIR (/tmp),
+# which an empty image lacks: WORKDIR creates the directory, and the next one restores /.
+WORKDIR /tmp
+WORKDIR /
 EXPOSE 80 443 8080
 # Enable once `escale healthcheck` exists (it must exit 0 when the proxy answers /ping):
 # HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/escale", "healthcheck"]

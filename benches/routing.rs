@@ -50,6 +50,7 @@ fn routes(rules: &[String]) -> Vec<Arc<Route>> {
                     rank: 0,
                     expr,
                     layers: Vec::new(),
+                    buffering: None,
                     target: Target::Internal("noop@internal".into()),
                 }
             })

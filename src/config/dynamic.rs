@@ -401,9 +401,9 @@ pub struct Middleware {
     /// still found in v2 labels.
     #[serde(rename = "ipWhiteList", skip_serializing_if = "Option::is_none")]
     pub ip_white_list: Option<IpAllowList>,
-    // Traefik middlewares escale does not implement: accepted with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub buffering: Option<Unsupported>,
+    pub buffering: Option<Buffering>,
+    // Traefik middlewares escale does not implement: accepted with a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<ContentType>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -702,6 +702,26 @@ pub struct CircuitBreaker {
     pub recovery_duration: Option<GoDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_code: Option<u16>,
+}
+
+/// Sizes are signed, as Traefik's `int64`, so that a negative value is
+/// reported as such, naming its key, rather than as a type error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Buffering {
+    /// `None` or 0: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// `None` or 0: Traefik's default, 1 MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_request_body_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_body_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_response_body_bytes: Option<i64>,
+    /// Empty: never retry.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub retry_expression: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -803,6 +803,7 @@ mod tests {
             vec![
                 "addPrefix",
                 "basicAuth",
+                "buffering",
                 "chain",
                 "circuitBreaker",
                 "headers",
@@ -854,6 +855,11 @@ mod tests {
         assert_eq!(rs.port.as_deref(), Some("443"));
         let st = &http.servers_transports["mytransport"];
         assert_eq!(st.max_idle_conns_per_host, Some(7));
+        let buf = http.middlewares["limit-body"].buffering.as_ref().unwrap();
+        assert_eq!(buf.max_request_body_bytes, Some(2_000_000));
+        assert_eq!(buf.max_response_body_bytes, Some(0));
+        assert_eq!(buf.mem_response_body_bytes, Some(2 << 20));
+        assert_eq!(buf.retry_expression, "IsNetworkError() && Attempts() < 2");
     }
 
     #[test]

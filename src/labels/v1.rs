@@ -27,9 +27,9 @@ use super::{
 };
 use crate::config::duration::GoDuration;
 use crate::config::dynamic::{
-    BasicAuth, CircuitBreaker, DynamicConfig, ForwardAuth, Headers, HealthCheck, InFlightReq,
-    IpAllowList, LoadBalancer, Middleware, RateLimit, RedirectRegex, RedirectScheme, Router,
-    RuleSyntax, Service, SourceCriterion, Sticky, StickyCookie,
+    BasicAuth, Buffering, CircuitBreaker, DynamicConfig, ForwardAuth, Headers, HealthCheck,
+    InFlightReq, IpAllowList, LoadBalancer, Middleware, RateLimit, RedirectRegex, RedirectScheme,
+    Router, RuleSyntax, Service, SourceCriterion, Sticky, StickyCookie,
 };
 use crate::rules;
 
@@ -67,6 +67,11 @@ const KNOWN: &[&str] = &[
     "backend.healthcheck.headers",
     "backend.circuitbreaker",
     "backend.circuitbreaker.expression",
+    "backend.buffering.maxrequestbodybytes",
+    "backend.buffering.memrequestbodybytes",
+    "backend.buffering.maxresponsebodybytes",
+    "backend.buffering.memresponsebodybytes",
+    "backend.buffering.retryexpression",
     "backend.maxconn.amount",
     "backend.maxconn.extractorfunc",
     "frontend.rule",
@@ -405,7 +410,6 @@ fn classify(sub: &str) -> Kind {
         return Kind::Known;
     }
     if UNSUPPORTED.contains(&sub)
-        || sub.starts_with("backend.buffering.")
         || sub.starts_with("frontend.passsslclientcert")
         || sub.starts_with("frontend.errors.")
     {
@@ -897,8 +901,33 @@ fn middlewares(
             },
         ));
     }
+    // Traefik 1 buffers a backend as soon as one of its keys is there.
+    if BUFFERING_KEYS.iter().any(|k| seg.get(k).is_some()) {
+        let size = |key: &str, errors: &mut Errors| get_int::<i64>(seg, key, errors);
+        out.push((
+            format!("{router}-buffering"),
+            Middleware {
+                buffering: Some(Buffering {
+                    max_request_body_bytes: size(BUFFERING_KEYS[0], errors),
+                    mem_request_body_bytes: size(BUFFERING_KEYS[1], errors),
+                    max_response_body_bytes: size(BUFFERING_KEYS[2], errors),
+                    mem_response_body_bytes: size(BUFFERING_KEYS[3], errors),
+                    retry_expression: get_str(seg, BUFFERING_KEYS[4]).unwrap_or_default(),
+                }),
+                ..Middleware::default()
+            },
+        ));
+    }
     (errors.failed == before).then_some(out)
 }
+
+const BUFFERING_KEYS: [&str; 5] = [
+    "backend.buffering.maxrequestbodybytes",
+    "backend.buffering.memrequestbodybytes",
+    "backend.buffering.maxresponsebodybytes",
+    "backend.buffering.memresponsebodybytes",
+    "backend.buffering.retryexpression",
+];
 
 /// Traefik 1's extractor functions: `client.ip`, `request.host`,
 /// `request.header.<name>`.
@@ -1258,6 +1287,52 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(rr.replacement, "https://r/$1");
+    }
+
+    #[test]
+    fn backend_buffering_labels() {
+        let out = parse_any(
+            "up",
+            &labels(&[
+                ("traefik.port", "80"),
+                ("traefik.frontend.rule", "Host:up"),
+                ("traefik.backend.buffering.maxRequestBodyBytes", "2000000"),
+                (
+                    "traefik.backend.buffering.retryExpression",
+                    "IsNetworkError() && Attempts() <= 2",
+                ),
+            ]),
+            &v1_defaults(),
+        );
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        assert_eq!(
+            out.config.http.routers["up"].middlewares,
+            vec!["up-buffering"]
+        );
+        let b = out.config.http.middlewares["up-buffering"]
+            .buffering
+            .as_ref()
+            .unwrap();
+        assert_eq!(b.max_request_body_bytes, Some(2_000_000));
+        assert_eq!(b.mem_request_body_bytes, None);
+        assert_eq!(b.retry_expression, "IsNetworkError() && Attempts() <= 2");
+
+        let out = parse_any(
+            "up",
+            &labels(&[
+                ("traefik.port", "80"),
+                ("traefik.frontend.rule", "Host:up"),
+                ("traefik.backend.buffering.memResponseBodyBytes", "lots"),
+            ]),
+            &v1_defaults(),
+        );
+        let errors = errors_of(&out);
+        assert!(
+            errors.iter().any(|(key, message)| key
+                == "traefik.backend.buffering.memResponseBodyBytes"
+                && message.contains("`lots` is not a valid number")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -650,6 +650,52 @@ mod tests {
     }
 
     #[test]
+    fn buffering_in_labels() {
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.http.routers.app.rule", "Host(`a.test`)"),
+                ("traefik.http.routers.app.middlewares", "limit"),
+                ("traefik.http.services.app.loadbalancer.server.port", "80"),
+                (
+                    "traefik.http.middlewares.limit.buffering.maxRequestBodyBytes",
+                    "2000000",
+                ),
+                (
+                    "traefik.http.middlewares.limit.buffering.memrequestbodybytes",
+                    "4096",
+                ),
+                (
+                    "traefik.http.middlewares.limit.buffering.maxresponsebodybytes",
+                    "-1",
+                ),
+                (
+                    "traefik.http.middlewares.limit.buffering.retryexpression",
+                    "IsNetworkError() && Attempts() < 2",
+                ),
+            ]),
+            &defaults(),
+        );
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        let b = out.config.http.middlewares["limit"]
+            .buffering
+            .as_ref()
+            .unwrap();
+        assert_eq!(b.max_request_body_bytes, Some(2_000_000));
+        assert_eq!(b.mem_request_body_bytes, Some(4096));
+        assert_eq!(b.mem_response_body_bytes, None);
+        assert_eq!(b.retry_expression, "IsNetworkError() && Attempts() < 2");
+        // Decoded as written; the middleware refuses it, naming the key.
+        assert_eq!(b.max_response_body_bytes, Some(-1));
+        let err = crate::middleware::Buffering::new("limit@swarm", b).unwrap_err();
+        assert!(
+            err.message
+                .contains("`maxResponseBodyBytes` must not be negative"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn ip_allow_lists_in_v3_and_v2_labels() {
         let out = parse_any(
             "app",

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, CircuitBreaker, Compress, ContentType, ErrorPages, ForwardAuth, Headers,
-    InFlightReq, IpAllowList, Layer, MiddlewareError, RateLimit, RedirectRegex, RedirectScheme,
-    ReplacePath, ReplacePathRegex, Retry, StripPrefix, StripPrefixRegex, provider_of, qualify,
+    AddPrefix, BasicAuth, Buffering, CircuitBreaker, Compress, ContentType, ErrorPages,
+    ForwardAuth, Headers, InFlightReq, IpAllowList, Layer, MiddlewareError, RateLimit,
+    RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, Retry, StripPrefix,
+    StripPrefixRegex, provider_of, qualify,
 };
 use crate::config::dynamic::Middleware;
 use crate::routing::Target;
@@ -151,6 +152,8 @@ fn build_into(
         push(layers, ForwardAuth::new(name, c)?);
     } else if let Some(c) = &mw.compress {
         push(layers, Compress::new(name, c)?);
+    } else if let Some(c) = &mw.buffering {
+        push(layers, Buffering::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
         push(layers, IpAllowList::new(name, c)?);
     } else if let Some(c) = &mw.content_type {

@@ -3,7 +3,9 @@
 //!
 //! A middleware sees the request head before it is forwarded and may answer
 //! in place (a redirect, a 401). It may then adjust the response head on the
-//! way back. Middlewares never touch bodies, so streaming stays intact.
+//! way back. Most never touch bodies, so streaming stays intact; those that
+//! do are `compress`, `contentType` and `errors` on the way back, and
+//! `buffering` around forwarding, for the routes that have it.
 //!
 //! [`build`] turns a named `dynamic::Middleware` into layers (a chain into
 //! its members' layers). The layers follow Traefik v3 to the byte where
@@ -126,10 +128,18 @@ pub trait Layer: Send + Sync + Debug {
     ) -> crate::proxy::body::Body {
         body
     }
+
+    /// The buffering this layer asks for: only the `buffering` layer has
+    /// one. Read when the route is built (`buffering::Plan::of`), never per
+    /// request.
+    fn buffering(&self) -> Option<&buffering::Buffering> {
+        None
+    }
 }
 
 mod add_prefix;
 mod basic_auth;
+pub mod buffering;
 mod build;
 pub mod circuit_breaker;
 pub mod compress;
@@ -154,6 +164,7 @@ mod strip_prefix_regex;
 
 pub use add_prefix::AddPrefix;
 pub use basic_auth::BasicAuth;
+pub use buffering::Buffering;
 pub use build::{Lookup, build, build_list};
 pub use circuit_breaker::CircuitBreaker;
 pub use compress::Compress;

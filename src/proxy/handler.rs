@@ -23,6 +23,7 @@ use super::observe::{Exchange, Observer, Protocol};
 use super::target;
 use crate::middleware::error_pages::PageRequest;
 use crate::middleware::{Flow, RequestCtx};
+use crate::routing::composite::Node;
 use crate::routing::{RouteTable, Target};
 use crate::rules::{self, RequestInfo};
 
@@ -201,9 +202,14 @@ impl Proxy {
                                     client_ip,
                                     client_ip_value: &conn.client_ip_value,
                                 };
-                                let out =
-                                    forward::forward(service, parts, Body::from(body), &client)
-                                        .await;
+                                let body = Body::from(body);
+                                let out = match &route.buffering {
+                                    None => forward::forward(service, parts, body, &client).await,
+                                    Some(plan) => {
+                                        let node = Node::Pool(service.clone());
+                                        plan.forward(&node, parts, body, &client).await
+                                    }
+                                };
                                 record.forwarded(out, &route.name)
                             }
                             Target::Composite(node) => {
@@ -212,8 +218,11 @@ impl Proxy {
                                     client_ip,
                                     client_ip_value: &conn.client_ip_value,
                                 };
-                                let out =
-                                    composite::serve(node, parts, Body::from(body), &client).await;
+                                let body = Body::from(body);
+                                let out = match &route.buffering {
+                                    None => composite::serve(node, parts, body, &client).await,
+                                    Some(plan) => plan.forward(node, parts, body, &client).await,
+                                };
                                 record.forwarded(out, &route.name)
                             }
                         };

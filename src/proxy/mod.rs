@@ -62,6 +62,7 @@ pub mod pool;
 pub mod prefixed;
 pub mod server;
 pub mod sniff;
+pub mod spool;
 pub mod spread;
 pub mod target;
 pub mod threads;

@@ -251,6 +251,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
                     priority,
                     rank: 0,
                     expr: parsed.expr,
+                    buffering: middleware::buffering::Plan::of(&layers),
                     layers,
                     target,
                 },

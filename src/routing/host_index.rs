@@ -258,6 +258,7 @@ mod tests {
                     rank: 0,
                     expr: parse(rule, RuleSyntax::V3).unwrap().expr,
                     layers: Vec::new(),
+                    buffering: None,
                     target: Target::Internal("noop@internal".into()),
                 })
                 .collect(),

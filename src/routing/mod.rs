@@ -38,6 +38,9 @@ pub struct Route {
     pub rank: u32,
     pub expr: Expr,
     pub layers: Vec<Arc<dyn Layer>>,
+    /// What the route's `buffering` layers ask for, gathered once here so
+    /// that other routes pay nothing for it.
+    pub buffering: Option<Box<crate::middleware::buffering::Plan>>,
     pub target: Target,
 }
 

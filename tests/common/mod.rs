@@ -206,6 +206,16 @@ impl Escale {
     }
 
     pub fn start_with_file(file_name: &str, content: &str, extra_args: &[&str]) -> Escale {
+        Escale::start_with_env(file_name, content, extra_args, &[])
+    }
+
+    /// As [`Escale::start_with_file`], with extra environment variables.
+    pub fn start_with_env(
+        file_name: &str,
+        content: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Escale {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join(file_name);
         std::fs::write(&file, content).expect("write dynamic file");
@@ -220,6 +230,7 @@ impl Escale {
         let child = Command::new(env!("CARGO_BIN_EXE_escale"))
             .args(&args)
             .env("ESCALE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(std::fs::File::create(&log).expect("log file")))
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
