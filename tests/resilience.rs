@@ -773,3 +773,173 @@ async fn stuck_connects_move_when_the_server_leaves() {
     );
     assert!(esc.log_text().contains("ejected"));
 }
+
+/// The `weighted`, `failover` and `mirroring` services through the proxy:
+/// shares by weight; the fallback once the main service's health check
+/// fails, and the main one again once it passes; copies of requests,
+/// body included, at the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_over_services() {
+    let blue = Whoami::start("blue");
+    let green = Whoami::start("green");
+    let spare = Whoami::start("spare");
+    let (mirror, mirrored) = recording_server().await;
+    let health = "        healthCheck:\n          path: /health\n          interval: 200ms\n          timeout: 200ms\n";
+    let yaml = format!(
+        r#"http:
+  routers:
+    canary:
+      rule: "Host(`canary.test`)"
+      service: canary
+    failover:
+      rule: "Host(`fo.test`)"
+      service: blue-or-spare
+    mirrored:
+      rule: "Host(`mirror.test`)"
+      service: shadowed
+  services:
+    canary:
+      weighted:
+        services:
+          - name: blue
+            weight: 3
+          - name: green
+            weight: 1
+    blue-or-spare:
+      failover:
+        service: blue-checked
+        fallback: spare
+    shadowed:
+      mirroring:
+        service: green
+        mirrors:
+          - name: recorder
+            percent: 100
+    blue:
+      loadBalancer:
+        servers:
+          - url: "{blue}"
+    blue-checked:
+      loadBalancer:
+        servers:
+          - url: "{blue}"
+{health}    green:
+      loadBalancer:
+        servers:
+          - url: "{green}"
+    spare:
+      loadBalancer:
+        servers:
+          - url: "{spare}"
+    recorder:
+      loadBalancer:
+        servers:
+          - url: "http://{mirror}"
+"#,
+        blue = blue.url(),
+        green = green.url(),
+        spare = spare.url(),
+    );
+    let esc = Escale::start(&yaml, &[]);
+    esc.routed("canary.test", Duration::from_secs(5)).await;
+
+    let mut blues = 0;
+    for _ in 0..40 {
+        let r = get(&esc.url("/"), "canary.test").await;
+        assert_eq!(r.status, 200);
+        blues += usize::from(r.echo("Name").as_deref() == Some("blue"));
+    }
+    assert_eq!(blues, 30, "3 in 4 requests go to blue");
+
+    assert_eq!(
+        get(&esc.url("/"), "fo.test").await.echo("Name").as_deref(),
+        Some("blue")
+    );
+    request("POST", &format!("{}/health", blue.url()), &[], "500")
+        .await
+        .unwrap();
+    let url = esc.url("/");
+    eventually("the fallback answers", Duration::from_secs(5), || async {
+        get(&url, "fo.test").await.echo("Name").as_deref() == Some("spare")
+    })
+    .await;
+    request("POST", &format!("{}/health", blue.url()), &[], "200")
+        .await
+        .unwrap();
+    eventually(
+        "the main service is back",
+        Duration::from_secs(5),
+        || async { get(&url, "fo.test").await.echo("Name").as_deref() == Some("blue") },
+    )
+    .await;
+
+    let answer = request(
+        "POST",
+        &esc.url("/orders?id=7"),
+        &[("host", "mirror.test"), ("content-type", "text/plain")],
+        "the order body",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.echo("Name").as_deref(), Some("green"));
+    let seen = mirrored.clone();
+    eventually("the mirror got a copy", Duration::from_secs(5), || {
+        let seen = seen.clone();
+        async move { !seen.lock().unwrap().is_empty() }
+    })
+    .await;
+    let copy = mirrored.lock().unwrap()[0].clone();
+    assert!(copy.starts_with("POST /orders?id=7 HTTP/1.1\r\n"), "{copy}");
+    assert!(
+        copy.to_ascii_lowercase().contains("host: mirror.test\r\n"),
+        "{copy}"
+    );
+    assert!(copy.ends_with("\r\n\r\nthe order body"), "{copy}");
+}
+
+/// A backend that records each request (head and `Content-Length` body)
+/// and answers 204.
+async fn recording_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&got).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + length {
+                            record.lock().unwrap().push(text);
+                            let _ = s
+                                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}

@@ -220,6 +220,18 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       rule: "Host(`zipjson.test`)"
       service: a
       middlewares: [compress-json]
+    weighted-sticky:
+      rule: "Host(`wsticky.test`)"
+      service: lanes
+    failing-over:
+      rule: "Host(`fo.test`)"
+      service: a-then-b
+    failing-over-down:
+      rule: "Host(`fodown.test`)"
+      service: dead-then-b
+    mirrored:
+      rule: "Host(`mirror.test`)"
+      service: a-mirrored
     limited:
       rule: "Host(`limit.test`)"
       service: a
@@ -261,6 +273,33 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       loadBalancer:
         servers:
           - url: "http://127.0.0.1:1"
+    lanes:
+      weighted:
+        sticky:
+          cookie: {{}}
+        services:
+          - name: a
+            weight: 2
+          - name: b
+            weight: 0
+    a-then-b:
+      failover:
+        service: a
+        fallback: b
+        errors:
+          status: ["500-599"]
+    dead-then-b:
+      failover:
+        service: dead
+        fallback: b
+        errors:
+          status: ["502"]
+    a-mirrored:
+      mirroring:
+        service: a
+        mirrors:
+          - name: b
+            percent: 100
     untyped:
       loadBalancer:
         servers:
@@ -376,6 +415,14 @@ fn cases() -> Vec<Case> {
     let mut v = vec![
         case("GET", "a.test", "/"),
         case("GET", "A.Test", "/mixed/Case"),
+        // Services over services: a sticky weighted one (its cookie), a
+        // failover caught by status or by the proxy's own 502, a mirroring.
+        case("GET", "wsticky.test", "/"),
+        case("GET", "fo.test", "/"),
+        case("GET", "fo.test", "/?status=503"),
+        case("POST", "fo.test", "/?status=500"),
+        case("GET", "fodown.test", "/"),
+        case("GET", "mirror.test", "/m"),
         // rateLimit: the second request within the minute is refused.
         case("GET", "limit.test", "/"),
         case("GET", "limit.test", "/"),
@@ -619,7 +666,7 @@ async fn same_answers_as_traefik() {
     let mut differences = Vec::new();
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
     let (mut forbidden, mut encoded, mut authorized, mut sent_to_sign_in) = (0, 0, 0, 0);
-    let (mut error_pages, mut guessed, mut limited) = (0, 0, 0);
+    let (mut error_pages, mut guessed, mut limited, mut fell_back) = (0, 0, 0, 0);
     for c in &cases {
         let (tp, ep) = (port.to_string(), esc.web.port().to_string());
         let t = observe(&traefik_base, c, &tp, &ep).await;
@@ -629,6 +676,8 @@ async fn same_answers_as_traefik() {
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
         limited += usize::from(t.status == 429);
+        fell_back +=
+            usize::from(c.headers[0].1.starts_with("fo") && t.backend.as_deref() == Some("b"));
         guessed += usize::from(c.headers[0].1 == "ct.test" && t.content_type.is_some());
         error_pages += usize::from(
             t.request_line
@@ -669,6 +718,10 @@ async fn same_answers_as_traefik() {
     assert!(error_pages >= 3, "{error_pages} error pages");
     assert!(guessed >= 5, "{guessed} guessed content types");
     assert_eq!(limited, 1, "one request refused by rateLimit");
+    assert!(
+        fell_back >= 3,
+        "{fell_back} answers of a failover's fallback"
+    );
     assert!(refused >= 3, "{refused} 401/404 answers");
     // ipAllowList: deny.test, and depth.test twice.
     assert!(forbidden >= 3, "{forbidden} 403 answers");

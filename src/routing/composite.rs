@@ -71,6 +71,9 @@ pub struct Weighted {
 #[derive(Debug)]
 struct Child {
     node: Node,
+    /// The name as the configuration writes it: Traefik's sticky cookie
+    /// value hashes this one, not the qualified name.
+    written: String,
     weight: f64,
 }
 
@@ -89,21 +92,27 @@ impl Weighted {
     /// The child for a request, `None` when none is usable.
     pub fn choose(&self, headers: &HeaderMap) -> Option<Choice<'_>> {
         if let Some(sticky) = &self.sticky
-            && let Some((i, rewrite)) = sticky.find_by(headers, &self.children, |c| c.node.name())
+            && let Some((i, rewrite)) = sticky.find_by(headers, &self.children, |c| &c.written)
             && self.usable(&self.children[i])
         {
-            let node = &self.children[i].node;
+            let child = &self.children[i];
             let set_cookie = rewrite
-                .then(|| sticky.set_cookie_for(node.name()))
+                .then(|| sticky.set_cookie_for(&child.written))
                 .flatten();
-            return Some(Choice { node, set_cookie });
+            return Some(Choice {
+                node: &child.node,
+                set_cookie,
+            });
         }
-        let node = &self.children[self.next()?].node;
+        let child = &self.children[self.next()?];
         let set_cookie = self
             .sticky
             .as_ref()
-            .and_then(|s| s.set_cookie_for(node.name()));
-        Some(Choice { node, set_cookie })
+            .and_then(|s| s.set_cookie_for(&child.written));
+        Some(Choice {
+            node: &child.node,
+            set_cookie,
+        })
     }
 
     /// The next usable child by earliest deadline.
@@ -271,6 +280,7 @@ impl<'a> Builder<'a> {
                 if weight > 0 {
                     children.push(Child {
                         node,
+                        written: c.name.clone(),
                         weight: weight as f64,
                     });
                 }
