@@ -102,6 +102,7 @@ async fn untyped_server() -> String {
 }
 
 fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
+    let alice_ha1 = md5_hex("alice:traefik:wonderland");
     // admin:admin in bcrypt, apr1 and sha1 forms.
     format!(
         r#"http:
@@ -232,6 +233,10 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
     mirrored:
       rule: "Host(`mirror.test`)"
       service: a-mirrored
+    digest:
+      rule: "Host(`digest.test`)"
+      service: a
+      middlewares: [digest]
     limited:
       rule: "Host(`limit.test`)"
       service: a
@@ -371,6 +376,12 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       compress:
         includedContentTypes: ["application/json"]
         encodings: ["br", "gzip"]
+    digest:
+      digestAuth:
+        users:
+          - "alice:traefik:{alice_ha1}"
+        headerField: X-Digest-User
+        removeHeader: true
     one-a-minute:
       rateLimit:
         average: 1
@@ -423,6 +434,8 @@ fn cases() -> Vec<Case> {
         case("POST", "fo.test", "/?status=500"),
         case("GET", "fodown.test", "/"),
         case("GET", "mirror.test", "/m"),
+        // digestAuth without credentials: the challenge.
+        case("GET", "digest.test", "/private"),
         // rateLimit: the second request within the minute is refused.
         case("GET", "limit.test", "/"),
         case("GET", "limit.test", "/"),
@@ -578,6 +591,81 @@ struct Seen {
     body_if_short: Option<String>,
 }
 
+/// `key="value"` pairs of `keys` with their value replaced by `…`.
+fn mask_quoted(header: &str, keys: &[&str]) -> String {
+    let mut out = header.to_string();
+    for key in keys {
+        let start = format!("{key}=\"");
+        if let Some(at) = out.find(&start) {
+            let from = at + start.len();
+            if let Some(len) = out[from..].find('"') {
+                out.replace_range(from..from + len, "…");
+            }
+        }
+    }
+    out
+}
+
+/// The parameters of a `Digest` challenge.
+fn digest_params(challenge: &str) -> std::collections::HashMap<String, String> {
+    challenge
+        .trim_start_matches("Digest ")
+        .split(", ")
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A browser's digest exchange with a proxy: the challenge, then the
+/// answer for the password, with the nonce count `nc` (the same count sent
+/// twice is a replay). Returns the second answer's status and the
+/// backend's `X-Digest-User` and `Authorization` echoes.
+async fn digest_exchange(base: &str, password: &str) -> Vec<(u16, Option<String>, Option<String>)> {
+    let url = format!("{base}/private?a=1");
+    let first = request("GET", &url, &[("host", "digest.test")], "")
+        .await
+        .unwrap();
+    assert_eq!(first.status, 401, "{base}: {}", first.body);
+    let c = digest_params(first.headers["www-authenticate"].to_str().unwrap());
+    let ha1 = md5_hex(&format!("alice:traefik:{password}"));
+    let ha2 = md5_hex("GET:/private?a=1");
+    let mut seen = Vec::new();
+    for nc in ["00000001", "00000002", "00000002", "00000001"] {
+        let response = md5_hex(&format!("{ha1}:{}:{nc}:0a4f113b:auth:{ha2}", c["nonce"]));
+        let auth = format!(
+            "Digest username=\"alice\", realm=\"traefik\", nonce=\"{}\", uri=\"/private?a=1\", \
+             algorithm=MD5, qop=auth, nc={nc}, cnonce=\"0a4f113b\", response=\"{response}\", opaque=\"{}\"",
+            c["nonce"], c["opaque"]
+        );
+        let r = request(
+            "GET",
+            &url,
+            &[("host", "digest.test"), ("authorization", &auth)],
+            "",
+        )
+        .await
+        .unwrap();
+        let stale = r
+            .headers
+            .get("www-authenticate")
+            .map(|v| mask_quoted(v.to_str().unwrap_or(""), &["nonce", "opaque"]));
+        seen.push((
+            r.status,
+            r.echo("X-Digest-User").or(stale),
+            r.echo("Authorization"),
+        ));
+    }
+    seen
+}
+
 async fn observe(base: &str, c: &Case, port_a: &str, port_b: &str) -> Seen {
     let url = format!("{base}{}", c.path);
     let r = request(c.method, &url, &c.headers, "")
@@ -615,10 +703,11 @@ async fn observe(base: &str, c: &Case, port_a: &str, port_b: &str) -> Seen {
         auth_seen: r
             .echo("X-Auth-Seen")
             .map(|v| v.replace(port_a, "P").replace(port_b, "P")),
+        // Digest nonces and opaque values are random: compare the rest.
         www_authenticate: r
             .headers
             .get("www-authenticate")
-            .map(|v| v.to_str().unwrap_or("").to_string()),
+            .map(|v| mask_quoted(v.to_str().unwrap_or(""), &["nonce", "opaque"])),
         set_cookie: r
             .headers
             .get("set-cookie")
@@ -734,6 +823,21 @@ async fn same_answers_as_traefik() {
         sent_to_sign_in >= 2,
         "{sent_to_sign_in} forwardAuth redirects"
     );
+    // digestAuth: right password (then a replay, then an older count, which
+    // is stale), and a wrong one.
+    for password in ["wonderland", "looking-glass"] {
+        let t = digest_exchange(&traefik_base, password).await;
+        let e = digest_exchange(&escale_base, password).await;
+        if t != e {
+            differences.push(format!(
+                "digestAuth ({password})\n  traefik: {t:?}\n  escale:  {e:?}"
+            ));
+        }
+        if password == "wonderland" {
+            assert_eq!(t[0].0, 200, "{t:?}");
+            assert_eq!(t[0].1.as_deref(), Some("alice"), "{t:?}");
+        }
+    }
     assert!(
         differences.is_empty(),
         "{} of {} requests differ:\n{}",

@@ -407,7 +407,7 @@ pub struct Middleware {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<ContentType>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest_auth: Option<Unsupported>,
+    pub digest_auth: Option<DigestAuth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorPages>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -531,6 +531,20 @@ pub struct Headers {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct BasicAuth {
+    pub users: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    pub remove_header: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+}
+
+/// HTTP Digest authentication; users are `user:realm:HA1` (htdigest).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DigestAuth {
     pub users: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users_file: Option<String>,

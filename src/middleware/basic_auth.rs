@@ -29,7 +29,7 @@ const GO_STD: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
 );
 
-const DEFAULT_REALM: &str = "traefik";
+pub(super) const DEFAULT_REALM: &str = "traefik";
 const CACHE_CAPACITY: usize = 1024;
 
 /// Verified `Authorization` values, by a keyed hash of the value.
@@ -136,12 +136,13 @@ enum Verdict {
 }
 
 /// Traefik's `getLinesFromFile`: trimmed lines, without blanks and comments.
-fn read_users_file(name: &str, path: &str) -> Result<Vec<String>, MiddlewareError> {
+pub(super) fn read_users_file(
+    name: &str,
+    kind: &str,
+    path: &str,
+) -> Result<Vec<String>, MiddlewareError> {
     let data = std::fs::read(path).map_err(|e| {
-        MiddlewareError::new(
-            name,
-            format!("basicAuth.usersFile: cannot read `{path}`: {e}"),
-        )
+        MiddlewareError::new(name, format!("{kind}.usersFile: cannot read `{path}`: {e}"))
     })?;
     Ok(String::from_utf8_lossy(&data)
         .split('\n')
@@ -161,7 +162,7 @@ impl BasicAuth {
         let file = cfg.users_file.as_deref().filter(|f| !f.is_empty());
         let mut entries: Vec<(String, &str)> = Vec::new();
         let file_lines = match file {
-            Some(path) => read_users_file(name, path)?,
+            Some(path) => read_users_file(name, "basicAuth", path)?,
             None => Vec::new(),
         };
         let file_field = format!("basicAuth.usersFile `{}`", file.unwrap_or(""));

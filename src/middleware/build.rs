@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{
-    AddPrefix, BasicAuth, Buffering, CircuitBreaker, Compress, ContentType, ErrorPages,
+    AddPrefix, BasicAuth, Buffering, CircuitBreaker, Compress, ContentType, DigestAuth, ErrorPages,
     ForwardAuth, Headers, InFlightReq, IpAllowList, Layer, MiddlewareError, RateLimit,
     RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, Retry, StripPrefix,
     StripPrefixRegex, provider_of, qualify,
@@ -156,6 +156,8 @@ fn build_into(
         push(layers, Buffering::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
         push(layers, IpAllowList::new(name, c)?);
+    } else if let Some(c) = &mw.digest_auth {
+        push(layers, DigestAuth::new(name, c)?);
     } else if let Some(c) = &mw.content_type {
         if let Some(layer) = ContentType::new(name, c)? {
             push(layers, layer);
@@ -348,14 +350,14 @@ mod tests {
         let err = build("cb@file", &broken, &empty).unwrap_err();
         assert_eq!(err.middleware, "cb@file");
         assert!(err.message.contains("empty"), "{}", err.message);
-        let digest = Middleware {
-            digest_auth: Some(Unsupported(serde_json::json!({"users": ["a:b:c"]}))),
+        let grpc_web = Middleware {
+            grpc_web: Some(Unsupported(serde_json::json!({"allowOrigins": ["*"]}))),
             ..Default::default()
         };
-        let err = build("da@file", &digest, &empty).unwrap_err();
+        let err = build("gw@file", &grpc_web, &empty).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "middleware `da@file`: middleware type `digestAuth` is not supported by escale"
+            "middleware `gw@file`: middleware type `grpcWeb` is not supported by escale"
         );
         let err = build("none@file", &Middleware::default(), &empty).unwrap_err();
         assert_eq!(err.message, "no middleware type is set");
