@@ -15,7 +15,7 @@
 //! A label escale cannot honour disables what it belongs to: a broken
 //! `frontend.*` label disables that frontend's router, a broken `backend.*`
 //! label every router of the service. Security features that escale does not
-//! implement (digest auth, forward auth over TLS, a whitelist read from
+//! implement (forward auth over TLS, a whitelist read from
 //! `X-Forwarded-For`) disable the router too, rather than expose the backend
 //! without them.
 
@@ -27,9 +27,10 @@ use super::{
 };
 use crate::config::duration::GoDuration;
 use crate::config::dynamic::{
-    BasicAuth, Buffering, CircuitBreaker, DynamicConfig, ForwardAuth, Headers, HealthCheck,
-    InFlightReq, IpAllowList, LoadBalancer, Middleware, RateLimit, RedirectRegex, RedirectScheme,
-    Router, RuleSyntax, Service, SourceCriterion, Sticky, StickyCookie,
+    BasicAuth, Buffering, CircuitBreaker, DigestAuth, DynamicConfig, ErrorPages, ForwardAuth,
+    Headers, HealthCheck, InFlightReq, IpAllowList, LoadBalancer, Middleware, RateLimit,
+    RedirectRegex, RedirectScheme, Router, RuleSyntax, Service, SourceCriterion, Sticky,
+    StickyCookie,
 };
 use crate::rules;
 
@@ -88,6 +89,9 @@ const KNOWN: &[&str] = &[
     "frontend.auth.basic.users",
     "frontend.auth.basic.usersfile",
     "frontend.auth.basic.removeheader",
+    "frontend.auth.digest.users",
+    "frontend.auth.digest.usersfile",
+    "frontend.auth.digest.removeheader",
     "frontend.auth.headerfield",
     "frontend.redirect.entrypoint",
     "frontend.redirect.regex",
@@ -409,17 +413,14 @@ fn classify(sub: &str) -> Kind {
     if KNOWN.contains(&sub) {
         return Kind::Known;
     }
-    if UNSUPPORTED.contains(&sub)
-        || sub.starts_with("frontend.passsslclientcert")
-        || sub.starts_with("frontend.errors.")
-    {
-        return Kind::Unsupported;
+    if let Some(rest) = sub.strip_prefix("frontend.errors.") {
+        let parts: Vec<&str> = rest.split('.').collect();
+        if parts.len() == 2 && matches!(parts[1], "status" | "backend" | "query") {
+            return Kind::Known;
+        }
     }
-    if sub.starts_with("frontend.auth.digest") {
-        return Kind::Refused(
-            "digest auth is not supported by escale; \
-             the frontend is disabled rather than exposed without it",
-        );
+    if UNSUPPORTED.contains(&sub) || sub.starts_with("frontend.passsslclientcert") {
+        return Kind::Unsupported;
     }
     if sub.starts_with("frontend.auth.forward.tls") {
         return Kind::Refused(
@@ -690,6 +691,39 @@ fn middlewares(
     let before = errors.failed;
     let mut out = Vec::new();
 
+    // Error pages first, so that they also replace the answers of the
+    // middlewares below.
+    let pages = seg.under("frontend.errors");
+    let mut names: Vec<String> = pages
+        .iter()
+        .filter_map(|(k, _)| k.split_once('.').map(|(n, _)| n.to_string()))
+        .collect();
+    names.dedup();
+    for page in names {
+        let key = |field: &str| format!("frontend.errors.{page}.{field}");
+        let Some(backend) = seg.get(&key("backend")) else {
+            let k = seg.key_for(&key("backend"));
+            errors.error(&k, "an error page needs the backend that serves it");
+            continue;
+        };
+        out.push((
+            format!("{router}-errors-{}", normalize(&page)),
+            Middleware {
+                errors: Some(ErrorPages {
+                    status: seg
+                        .get(&key("status"))
+                        .map(|l| split_list(l.value))
+                        .unwrap_or_default(),
+                    // The backend as its own `traefik.backend` label names it.
+                    service: normalize(backend.value.trim()),
+                    query: get_str(seg, &key("query")).unwrap_or_default(),
+                    ..ErrorPages::default()
+                }),
+                ..Middleware::default()
+            },
+        ));
+    }
+
     // Order as Traefik 1 chains them: redirect, rate limit, auth, headers,
     // then the backend's max connections and circuit breaker.
     let permanent = get_bool(seg, "frontend.redirect.permanent", errors).unwrap_or(false);
@@ -853,6 +887,33 @@ fn middlewares(
                     users_file,
                     realm: None,
                     remove_header: get_bool(seg, "frontend.auth.basic.removeheader", errors)
+                        .unwrap_or(false),
+                    header_field: get_str(seg, "frontend.auth.headerfield"),
+                }),
+                ..Middleware::default()
+            },
+        ));
+    }
+
+    let digest_users = seg.get("frontend.auth.digest.users");
+    let digest_file = get_str(seg, "frontend.auth.digest.usersfile");
+    if digest_users.is_some() || digest_file.is_some() {
+        let users = digest_users
+            .map(|l| split_list(l.value))
+            .unwrap_or_default();
+        if let Some(l) = digest_users
+            && let Some(bad) = users.iter().find(|u| u.split(':').count() != 3)
+        {
+            errors.error(l.key, format!("`{bad}` is not `user:realm:HA1`"));
+        }
+        out.push((
+            format!("{router}-digest"),
+            Middleware {
+                digest_auth: Some(DigestAuth {
+                    users,
+                    users_file: digest_file,
+                    realm: None,
+                    remove_header: get_bool(seg, "frontend.auth.digest.removeheader", errors)
                         .unwrap_or(false),
                     header_field: get_str(seg, "frontend.auth.headerfield"),
                 }),
@@ -1195,6 +1256,95 @@ mod tests {
             .as_ref()
             .unwrap();
         assert!(lb.sticky.is_some());
+    }
+
+    #[test]
+    fn error_page_labels() {
+        let out = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.port", "3000"),
+                ("traefik.frontend.rule", "Host:supercoolapp.com"),
+                ("traefik.frontend.errors.network.backend", "error"),
+                ("traefik.frontend.errors.network.query", "/{status}.html"),
+                ("traefik.frontend.errors.network.status", "500-511,404"),
+            ]),
+            &v1_defaults(),
+        );
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        let r = &out.config.http.routers["app"];
+        assert_eq!(r.middlewares, vec!["app-errors-network"]);
+        let e = out.config.http.middlewares["app-errors-network"]
+            .errors
+            .as_ref()
+            .unwrap();
+        assert_eq!(e.status, vec!["500-511", "404"]);
+        assert_eq!(
+            (e.service.as_str(), e.query.as_str()),
+            ("error", "/{status}.html")
+        );
+
+        let no_backend = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.port", "3000"),
+                ("traefik.frontend.errors.network.status", "500"),
+            ]),
+            &v1_defaults(),
+        );
+        assert!(no_backend.config.http.routers.is_empty());
+        assert!(
+            errors_of(&no_backend)
+                .iter()
+                .any(|e| e.1.contains("needs the backend")),
+            "{:?}",
+            no_backend.issues
+        );
+    }
+
+    #[test]
+    fn digest_auth_labels() {
+        let out = parse_any(
+            "vault",
+            &labels(&[
+                ("traefik.port", "80"),
+                ("traefik.frontend.rule", "Host:vault"),
+                (
+                    "traefik.frontend.auth.digest.users",
+                    "alice:traefik:a2d3d41b3b0b2b4f4bd4f1e0b6b9f1c2,bob:traefik:0f1e",
+                ),
+                ("traefik.frontend.auth.digest.removeHeader", "true"),
+                ("traefik.frontend.auth.headerField", "X-WebAuth-User"),
+            ]),
+            &v1_defaults(),
+        );
+        assert!(errors_of(&out).is_empty(), "{:?}", out.issues);
+        let r = &out.config.http.routers["vault"];
+        assert_eq!(r.middlewares, vec!["vault-digest"]);
+        let d = out.config.http.middlewares["vault-digest"]
+            .digest_auth
+            .as_ref()
+            .unwrap();
+        assert_eq!(d.users.len(), 2);
+        assert!(d.remove_header);
+        assert_eq!(d.header_field.as_deref(), Some("X-WebAuth-User"));
+
+        let bad = parse_any(
+            "vault",
+            &labels(&[
+                ("traefik.port", "80"),
+                ("traefik.frontend.auth.digest.users", "alice:nohash"),
+            ]),
+            &v1_defaults(),
+        );
+        assert!(
+            errors_of(&bad)
+                .iter()
+                .any(|e| e.1.contains("`alice:nohash` is not `user:realm:HA1`")),
+            "{:?}",
+            bad.issues
+        );
+        assert!(bad.config.http.routers.is_empty());
     }
 
     #[test]
