@@ -11,6 +11,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use http::header;
@@ -21,7 +23,7 @@ use super::body::{Body, BoxError, text_response};
 use super::error::ProxyError;
 use super::forward::{self, ClientSide, Forwarded};
 use crate::middleware::{NoXForwardedFor, RetryPolicy};
-use crate::routing::composite::{Failover, Mirroring, Node, Weighted};
+use crate::routing::composite::{Failover, MAX_MIRRORING, Mirroring, Node, Weighted};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -108,7 +110,7 @@ async fn failover(
 }
 
 async fn mirroring(
-    m: &Mirroring,
+    m: &Arc<Mirroring>,
     parts: request::Parts,
     mut body: Body,
     client: &ClientSide<'_>,
@@ -117,6 +119,10 @@ async fn mirroring(
     if mirrors.is_empty() {
         return serve(&m.main, parts, body, client).await;
     }
+    let Some(slot) = MirrorSlot::take(m) else {
+        tracing::debug!(service = %m.name, "no mirroring: too many copies on their way");
+        return serve(&m.main, parts, body, client).await;
+    };
     let copied = if m.mirror_body {
         match read_up_to(&mut body, m.max_body_size).await {
             Ok((bytes, true)) => Some(bytes),
@@ -150,6 +156,7 @@ async fn mirroring(
     let client_ip = client.client_ip;
     let client_ip_value = client.client_ip_value.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let client = ClientSide {
             client_ip,
             client_ip_value: &client_ip_value,
@@ -165,6 +172,23 @@ async fn mirroring(
         }
     });
     out
+}
+
+/// One request's copies counted against [`MAX_MIRRORING`] until dropped.
+struct MirrorSlot(Arc<Mirroring>);
+
+impl MirrorSlot {
+    fn take(m: &Arc<Mirroring>) -> Option<Self> {
+        let before = m.in_flight.fetch_add(1, Ordering::Relaxed);
+        let slot = MirrorSlot(m.clone());
+        (before < MAX_MIRRORING).then_some(slot)
+    }
+}
+
+impl Drop for MirrorSlot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Reads `body` to its end, or until it has given more than `limit` bytes:
@@ -197,4 +221,37 @@ fn copy_head(parts: &request::Parts) -> request::Parts {
         head.extensions.insert(NoXForwardedFor);
     }
     head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::Target;
+    use crate::routing::compile::compile_yaml;
+
+    #[test]
+    fn mirror_copies_on_their_way_are_bounded() {
+        let yaml = "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: m\n  services:\n    m:\n      mirroring:\n        service: a\n        mirrors: [{name: a, percent: 100}]\n    a:\n      loadBalancer:\n        servers: [{url: http://127.0.0.1:9}]\n";
+        let table = compile_yaml(yaml, None);
+        let headers = http::HeaderMap::new();
+        let req = crate::rules::RequestInfo {
+            host: "a",
+            path: "/",
+            query: None,
+            method: &http::Method::GET,
+            headers: &headers,
+            client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        let route = table.entrypoint("web").unwrap().find(&req, false).unwrap();
+        let Target::Composite(Node::Mirroring(m)) = &route.target else {
+            panic!("{:?}", route.target)
+        };
+        let slots: Vec<MirrorSlot> = (0..MAX_MIRRORING)
+            .map(|_| MirrorSlot::take(m).expect("room"))
+            .collect();
+        assert!(MirrorSlot::take(m).is_none(), "full");
+        drop(slots);
+        assert_eq!(m.in_flight.load(Ordering::Relaxed), 0);
+        assert!(MirrorSlot::take(m).is_some());
+    }
 }

@@ -83,6 +83,7 @@ impl Proxy {
         self.draining.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub async fn handle(
         &self,
         ep: &EntrypointInfo,
@@ -241,7 +242,9 @@ impl Proxy {
                             client_ip,
                             client_ip_value: &conn.client_ip_value,
                         };
-                        let page = self.error_page(page, ep, &route.name, &client).await;
+                        // Boxed: the page's forward would otherwise widen every
+                        // request's future, caught or not.
+                        let page = Box::pin(self.error_page(page, ep, &route.name, &client)).await;
                         (res_parts, res_body) = page.into_parts();
                         body_layers = i;
                     }
@@ -366,6 +369,7 @@ const CLIENT_CLOSED_REQUEST: u16 = 499;
 impl Record<'_> {
     /// Notes where a forwarded request went, and makes the answer of a
     /// failed one.
+    #[inline]
     fn forwarded(&mut self, out: forward::Forwarded, router: &str) -> Response<Body> {
         self.server = out.server;
         self.retries = out.retries;

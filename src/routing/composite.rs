@@ -66,6 +66,8 @@ pub struct Weighted {
     /// Earliest-deadline-first state, as Traefik's weighted round robin:
     /// the current deadline and each child's next one.
     schedule: Mutex<(f64, Vec<f64>)>,
+    /// Picks that reach every usable child at least once.
+    max_rounds: usize,
 }
 
 #[derive(Debug)]
@@ -122,7 +124,9 @@ impl Weighted {
         }
         let mut schedule = self.schedule.lock().unwrap_or_else(|e| e.into_inner());
         let (now, deadlines) = &mut *schedule;
-        loop {
+        // A child's health may change meanwhile: bounded, so that children
+        // all going down at this moment cannot keep the loop turning.
+        for _ in 0..self.max_rounds {
             let (i, deadline) = deadlines
                 .iter()
                 .copied()
@@ -134,6 +138,7 @@ impl Weighted {
                 return Some(i);
             }
         }
+        None
     }
 }
 
@@ -166,7 +171,13 @@ pub struct Mirroring {
     pub mirror_body: bool,
     /// `None`: no limit.
     pub max_body_size: Option<u64>,
+    /// Copies on their way: past [`MAX_MIRRORING`], requests go unmirrored
+    /// rather than pile up behind a slow mirror.
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
+
+/// The most copies of one mirroring service on their way at once.
+pub const MAX_MIRRORING: usize = 1024;
 
 impl Mirroring {
     /// The mirrors this request goes to: each gets its percent of requests.
@@ -286,6 +297,9 @@ impl<'a> Builder<'a> {
                 }
             }
             let deadlines = children.iter().map(|c| 1.0 / c.weight).collect();
+            let total: f64 = children.iter().map(|c| c.weight).sum();
+            let lightest = children.iter().map(|c| c.weight).fold(f64::MAX, f64::min);
+            let max_rounds = (total / lightest).min(1e6) as usize + children.len();
             return Ok(Node::Weighted(Arc::new(Weighted {
                 sticky: w
                     .sticky
@@ -294,6 +308,7 @@ impl<'a> Builder<'a> {
                     .map(|c| StickyCookie::new(&name, c)),
                 health_check: w.health_check.is_some(),
                 schedule: Mutex::new((0.0, deadlines)),
+                max_rounds,
                 children,
                 name,
             })));
@@ -337,6 +352,7 @@ impl<'a> Builder<'a> {
                 mirrors,
                 mirror_body: m.mirror_body.unwrap_or(true),
                 max_body_size: m.max_body_size.and_then(|s| u64::try_from(s).ok()),
+                in_flight: Default::default(),
             })));
         }
         Err("the service has no loadBalancer".to_string())
