@@ -135,6 +135,25 @@ enum Verdict {
     },
 }
 
+/// The `headerField` of an auth middleware (`kind`), as a header name.
+pub(super) fn header_field(
+    name: &str,
+    kind: &str,
+    field: Option<&str>,
+) -> Result<Option<HeaderName>, MiddlewareError> {
+    field
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                MiddlewareError::new(
+                    name,
+                    format!("{kind}.headerField: invalid header name `{h}`"),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// Traefik's `getLinesFromFile`: trimmed lines, without blanks and comments.
 pub(super) fn read_users_file(
     name: &str,
@@ -211,19 +230,7 @@ impl BasicAuth {
                     format!("basicAuth.realm: `{realm}` cannot be sent in a header"),
                 )
             })?;
-        let header_field = cfg
-            .header_field
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .map(|h| {
-                HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
-                    MiddlewareError::new(
-                        name,
-                        format!("basicAuth.headerField: invalid header name `{h}`"),
-                    )
-                })
-            })
-            .transpose()?;
+        let header_field = header_field(name, "basicAuth", cfg.header_field.as_deref())?;
 
         Ok(BasicAuth {
             name: name.to_owned(),

@@ -19,7 +19,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode, request};
 use md5::{Digest as _, Md5};
 
-use super::basic_auth::{DEFAULT_REALM, read_users_file};
+use super::basic_auth::{DEFAULT_REALM, header_field, read_users_file};
 use super::gourl::GoPath;
 use super::htpasswd::constant_time_eq;
 use super::{Flow, Layer, MiddlewareError, RequestCtx, persist};
@@ -150,19 +150,7 @@ impl DigestAuth {
                 format!("digestAuth.realm: `{realm}` cannot be sent in a header"),
             ));
         }
-        let header_field = cfg
-            .header_field
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .map(|h| {
-                HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
-                    MiddlewareError::new(
-                        name,
-                        format!("digestAuth.headerField: invalid header name `{h}`"),
-                    )
-                })
-            })
-            .transpose()?;
+        let header_field = header_field(name, "digestAuth", cfg.header_field.as_deref())?;
         let sessions = persist::shared("digestAuth", name, format!("{cfg:?}"), || Sessions {
             opaque: random_key(),
             nonces: Mutex::new(HashMap::new()),

@@ -28,13 +28,13 @@ pub enum Body {
     Boxed(BoxBody<Bytes, BoxError>),
 }
 
-/// Bytes already read from a body, then the rest of it.
-struct Prefixed {
-    prefix: Option<Bytes>,
+/// A frame already read from a body, then the rest of it.
+struct Replayed {
+    first: Option<Result<Frame<Bytes>, BoxError>>,
     rest: Body,
 }
 
-impl http_body::Body for Prefixed {
+impl http_body::Body for Replayed {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -42,19 +42,22 @@ impl http_body::Body for Prefixed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(prefix) = self.prefix.take() {
-            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(first));
         }
         Pin::new(&mut self.rest).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.rest.is_end_stream()
+        self.first.is_none() && self.rest.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
         let rest = self.rest.size_hint();
-        let first = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let first = match &self.first {
+            Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => 0,
+        };
         let mut hint = SizeHint::new();
         hint.set_lower(rest.lower() + first);
         if let Some(upper) = rest.upper() {
@@ -109,8 +112,13 @@ impl Body {
         if prefix.is_empty() {
             return rest;
         }
-        Body::boxed(Prefixed {
-            prefix: Some(prefix),
+        Body::replayed(Ok(Frame::data(prefix)), rest)
+    }
+
+    /// `first`, a frame (or error) already read from `rest`, then the rest.
+    pub fn replayed(first: Result<Frame<Bytes>, BoxError>, rest: Body) -> Self {
+        Body::boxed(Replayed {
+            first: Some(first),
             rest,
         })
     }

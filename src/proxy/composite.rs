@@ -227,22 +227,13 @@ fn copy_head(parts: &request::Parts) -> request::Parts {
 mod tests {
     use super::*;
     use crate::routing::Target;
-    use crate::routing::compile::compile_yaml;
+    use crate::routing::compile::{compile_yaml, route_for};
 
     #[test]
     fn mirror_copies_on_their_way_are_bounded() {
         let yaml = "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: m\n  services:\n    m:\n      mirroring:\n        service: a\n        mirrors: [{name: a, percent: 100}]\n    a:\n      loadBalancer:\n        servers: [{url: http://127.0.0.1:9}]\n";
         let table = compile_yaml(yaml, None);
-        let headers = http::HeaderMap::new();
-        let req = crate::rules::RequestInfo {
-            host: "a",
-            path: "/",
-            query: None,
-            method: &http::Method::GET,
-            headers: &headers,
-            client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-        };
-        let route = table.entrypoint("web").unwrap().find(&req, false).unwrap();
+        let route = route_for(&table, "a").unwrap();
         let Target::Composite(Node::Mirroring(m)) = &route.target else {
             panic!("{:?}", route.target)
         };

@@ -2,16 +2,12 @@
 //! read before the head is sent, the type guessed from it, and the frame
 //! sent first, ahead of the rest of the body.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{StatusCode, response};
-use http_body::{Frame, SizeHint};
+use http_body::Frame;
 use http_body_util::BodyExt;
 
-use super::body::{Body, BoxError};
+use super::body::Body;
 use crate::middleware::content_type;
 
 /// Sets a guessed `Content-Type` on a response that has none and may have a
@@ -41,54 +37,14 @@ pub async fn guess_content_type(res: &mut response::Parts, mut body: Body) -> Bo
             HeaderValue::from_static(content_type::detect(data)),
         );
     }
-    Body::boxed(Replayed {
-        first: Some(first),
-        rest: body,
-    })
-}
-
-/// A body whose first frame was already read.
-struct Replayed {
-    first: Option<Result<Frame<Bytes>, BoxError>>,
-    rest: Body,
-}
-
-impl http_body::Body for Replayed {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(first));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let rest = self.rest.size_hint();
-        let first = match &self.first {
-            Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
-            _ => 0,
-        };
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower() + first);
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper + first);
-        }
-        hint
-    }
+    Body::replayed(first, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::body::BoxError;
+    use bytes::Bytes;
     use http_body_util::StreamBody;
 
     fn parts(status: u16, content_type: Option<&str>) -> response::Parts {

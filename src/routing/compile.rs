@@ -641,6 +641,21 @@ fn resolve_target(
     }
 }
 
+/// The route a plain `GET /` for `host` takes on the `web` entrypoint.
+#[cfg(test)]
+pub(crate) fn route_for<'t>(table: &'t RouteTable, host: &str) -> Option<&'t Arc<super::Route>> {
+    let headers = http::HeaderMap::new();
+    let req = rules::RequestInfo {
+        host,
+        path: "/",
+        query: None,
+        method: &http::Method::GET,
+        headers: &headers,
+        client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    table.entrypoint("web")?.find(&req, false)
+}
+
 /// Compiles a YAML dynamic configuration from the file provider, on one `web` entrypoint.
 #[cfg(test)]
 pub(crate) fn compile_yaml(yaml: &str, previous: Option<&RouteTable>) -> RouteTable {

@@ -389,7 +389,7 @@ fn disabled(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::routing::RouteTable;
-    use crate::routing::compile::compile_yaml;
+    use crate::routing::compile::{compile_yaml, route_for};
 
     fn table(services: &str) -> RouteTable {
         let yaml = format!(
@@ -412,17 +412,7 @@ mod tests {
     }
 
     fn top(t: &RouteTable) -> Node {
-        let headers = HeaderMap::new();
-        let req = crate::rules::RequestInfo {
-            host: "a",
-            path: "/",
-            query: None,
-            method: &http::Method::GET,
-            headers: &headers,
-            client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-        };
-        let route = t.entrypoint("web").unwrap().find(&req, false).unwrap();
-        match &route.target {
+        match &route_for(t, "a").unwrap().target {
             crate::routing::Target::Composite(n) => n.clone(),
             other => panic!("{other:?}"),
         }
