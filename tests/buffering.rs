@@ -235,14 +235,7 @@ async fn oversized_uploads_get_413_and_never_reach_the_backend() {
         "    limit:\n      buffering:\n        maxRequestBodyBytes: 1000\n",
     );
     let esc = Escale::start(&yaml, &[]);
-    wait_status(
-        "route",
-        &esc.url("/"),
-        "up.test",
-        200,
-        Duration::from_secs(10),
-    )
-    .await;
+    esc.routed("up.test", Duration::from_secs(10)).await;
     let before = seen.count();
 
     let (status, text) = raw_post(esc.web, "up.test", &pattern(5000, 1), false).await;
@@ -290,14 +283,7 @@ async fn a_response_over_max_response_body_bytes_is_a_500() {
         "    limit:\n      buffering:\n        maxResponseBodyBytes: 5000\n        memResponseBodyBytes: 1000\n",
     );
     let esc = Escale::start(&yaml, &[]);
-    wait_status(
-        "route",
-        &esc.url("/"),
-        "fits.test",
-        200,
-        Duration::from_secs(10),
-    )
-    .await;
+    esc.routed("fits.test", Duration::from_secs(10)).await;
 
     for host in ["big.test", "chunked.test"] {
         let a = get(&esc.url("/"), host).await;
@@ -334,14 +320,7 @@ async fn bodies_over_the_memory_threshold_spill_to_disk_and_arrive_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp_path = tmp.path().display().to_string();
     let esc = Escale::start_with_env("dynamic.yml", &yaml, &[], &[("TMPDIR", &tmp_path)]);
-    wait_status(
-        "route",
-        &esc.url("/"),
-        "up.test",
-        200,
-        Duration::from_secs(10),
-    )
-    .await;
+    esc.routed("up.test", Duration::from_secs(10)).await;
 
     let body = pattern(3 << 20, 8);
     let (status, text) = raw_post(esc.web, "up.test", &body, true).await;
@@ -411,14 +390,7 @@ async fn memory_stays_bounded_while_large_bodies_are_buffered() {
     let esc = Escale::start(&yaml, &[]);
     // The first GET downloads the 48 MiB answer: the route works, and
     // the allocator has seen a large body once, as it will below.
-    wait_status(
-        "route",
-        &esc.url("/"),
-        "up.test",
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    esc.routed("up.test", Duration::from_secs(30)).await;
     let baseline = esc.proc.rss_kib();
 
     let done = Arc::new(AtomicBool::new(false));
