@@ -2,7 +2,8 @@
 //! `tests/dashboard/dashboard.mjs` with `playwright-core` (`npm ci` in
 //! `tests/dashboard`; `scripts/browser-setup.sh` installs both). The page
 //! loads from a running proxy, shows a router and its servers, updates by
-//! itself when a route is added, and shows a configuration error.
+//! itself when a route is added, shows the children of a weighted service,
+//! and shows a configuration error.
 //! Screenshots go to `target/dashboard-screenshots/`.
 
 mod admin_support;
@@ -22,7 +23,10 @@ fn routes(a: &Whoami, b: &Whoami, extra: &str) -> String {
         &format!(
             "    web:\n      rule: \"Host(`a.test`)\"\n      service: app\n    broken:\n      rule: \"Hots(`x.test`)\"\n      service: app\n{extra}"
         ),
-        &lb("app", &[a.url(), b.url()]),
+        &format!(
+            "{}    canary:\n      weighted:\n        services:\n          - name: app\n            weight: 3\n",
+            lb("app", &[a.url(), b.url()])
+        ),
         "    {}",
     )
 }

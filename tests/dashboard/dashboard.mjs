@@ -79,6 +79,9 @@ try {
   const svc = await page.locator('section[data-service="app@file"]').innerText();
   for (const s of servers) check(svc.includes(s), `service card lists ${s}`);
   check(/In flight/i.test(svc) && /p99/i.test(svc), "live columns shown");
+  const canary = await page.locator('section[data-service="canary@file"]').innerText();
+  check(/weighted/i.test(canary), "a weighted service shows its type");
+  check(canary.includes("app") && canary.includes("weight 3"), "a weighted service lists its children and weights");
   await page.screenshot({ path: join(shots, "dashboard-services.png"), fullPage: true });
 
   // The configuration error stands out: banner, router row and issues view.

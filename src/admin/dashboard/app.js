@@ -237,6 +237,21 @@ function shortPriority(p) {
   return p > 1e15 ? "max" : p;
 }
 
+/** The services a weighted, failover or mirroring service sends to. */
+function childrenOf(s) {
+  const chip = (name, extra) => `<span class="chip">${esc(name)}${extra ? ` · ${esc(extra)}` : ""}</span>`;
+  let parts = null;
+  if (s.weighted) {
+    parts = [["over", (s.weighted.services || []).map((c) => chip(c.name, `weight ${c.weight ?? 1}`))]];
+  } else if (s.failover) {
+    parts = [["main", [chip(s.failover.service)]], ["fallback", [chip(s.failover.fallback)]]];
+  } else if (s.mirroring) {
+    parts = [["main", [chip(s.mirroring.service)]], ["mirrors", (s.mirroring.mirrors || []).map((m) => chip(m.name, `${m.percent}%`))]];
+  }
+  if (!parts) return "";
+  return `<div class="children">${parts.map(([k, v]) => `<span class="muted">${k}</span> ${v.join(" ")}`).join(" ")}</div>`;
+}
+
 function viewServices(d) {
   const list = d.services.filter((s) => {
     const servers = state.live[s.name] || [];
@@ -258,7 +273,7 @@ function viewServices(d) {
           ${(s.usedBy || []).length ? `<span class="muted">used by</span> ${(s.usedBy || []).map((u) => `<span class="chip">${esc(u)}</span>`).join("")}` : `<span class="muted">not used by any router</span>`}
         </div>
         ${errorBlock(s.error, s.status)}
-        ${internal ? `<div class="empty">Internal service, answered by escale.</div>` : serversTable(s.name)}
+        ${internal ? `<div class="empty">Internal service, answered by escale.</div>` : childrenOf(s) || serversTable(s.name)}
       </section>`;
     })
     .join("");
