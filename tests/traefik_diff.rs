@@ -224,6 +224,9 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
     weighted-sticky:
       rule: "Host(`wsticky.test`)"
       service: lanes
+    rendezvous:
+      rule: "Host(`hrw.test`)"
+      service: a-by-address
     failing-over:
       rule: "Host(`fo.test`)"
       service: a-then-b
@@ -285,6 +288,12 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
         services:
           - name: a
             weight: 2
+          - name: b
+            weight: 0
+    a-by-address:
+      highestRandomWeight:
+        services:
+          - name: a
           - name: b
             weight: 0
     a-then-b:
@@ -429,6 +438,7 @@ fn cases() -> Vec<Case> {
         // Services over services: a sticky weighted one (its cookie), a
         // failover caught by status or by the proxy's own 502, a mirroring.
         case("GET", "wsticky.test", "/"),
+        case("GET", "hrw.test", "/"),
         case("GET", "fo.test", "/"),
         case("GET", "fo.test", "/?status=503"),
         case("POST", "fo.test", "/?status=500"),

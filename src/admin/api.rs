@@ -351,10 +351,16 @@ fn service(table: &RouteTable, name: &str, named: bool) -> Option<Value> {
         }
         obj.insert("name".into(), json!(name));
         obj.insert("provider".into(), json!(provider_of(name)));
-        let kind = ["loadBalancer", "weighted", "mirroring", "failover"]
-            .into_iter()
-            .find(|k| obj.contains_key(*k))
-            .map(str::to_lowercase);
+        let kind = [
+            "loadBalancer",
+            "weighted",
+            "highestRandomWeight",
+            "mirroring",
+            "failover",
+        ]
+        .into_iter()
+        .find(|k| obj.contains_key(*k))
+        .map(str::to_lowercase);
         if let Some(kind) = kind {
             obj.insert("type".into(), json!(kind));
         }

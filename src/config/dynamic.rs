@@ -149,6 +149,8 @@ pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancer>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub highest_random_weight: Option<HighestRandomWeight>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weighted: Option<Weighted>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirroring: Option<Mirroring>,
@@ -179,6 +181,15 @@ pub struct WeightedService {
     /// `None`: 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<i64>,
+}
+
+/// Rendezvous hashing of the client's address over services.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HighestRandomWeight {
+    pub services: Vec<WeightedService>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthPropagation>,
 }
 
 /// A main service, and a fallback while it is down.

@@ -452,7 +452,7 @@ pub fn check_dynamic(config: &DynamicConfig) -> Vec<(Severity, KeyIssue)> {
 
 fn check_service(name: &str, s: &Service, keys: Vec<String>, out: &mut Vec<(Severity, KeyIssue)>) {
     let Some(lb) = &s.load_balancer else {
-        if s.weighted.is_none() && s.mirroring.is_none() && s.failover.is_none() {
+        if !crate::routing::composite::is_composite(s) {
             out.push(error(
                 keys,
                 format!("service `{name}` has no type (loadBalancer)"),

@@ -3,6 +3,7 @@
 //!
 //! - `weighted`: the child chosen by weight (or the sticky cookie), whose
 //!   cookie goes with the answer;
+//! - `highestRandomWeight`: the child the client's address hashes to;
 //! - `failover`: the main service while it is up; else, or when its answer
 //!   has a status of `errors.status` (the body kept to send again), the
 //!   fallback;
@@ -38,6 +39,10 @@ pub fn serve<'a>(
         match node {
             Node::Pool(service) => forward::forward(service, parts, body, client).await,
             Node::Weighted(w) => weighted(w, parts, body, client).await,
+            Node::Hrw(h) => match h.choose(client.client_ip) {
+                Some(node) => serve(node, parts, body, client).await,
+                None => answer(StatusCode::SERVICE_UNAVAILABLE, "no available server\n"),
+            },
             Node::Failover(f) => failover(f, parts, body, client).await,
             Node::Mirroring(m) => mirroring(m, parts, body, client).await,
         }

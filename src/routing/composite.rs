@@ -1,5 +1,6 @@
 //! Traefik's services over services: `weighted` (round robin by weight,
-//! optionally sticky), `failover` (a fallback while the main service is
+//! optionally sticky), `highestRandomWeight` (the client's address hashed
+//! over the children, by weight), `failover` (a fallback while the main service is
 //! down, or answers with a caught status) and `mirroring` (copies of
 //! requests to other services). They are built over the load-balancer
 //! services (pools) and each other; the proxy serves them
@@ -13,6 +14,7 @@
 //! service is.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use http::HeaderMap;
@@ -20,8 +22,9 @@ use http::header::HeaderValue;
 
 use super::ServiceRuntime;
 use super::model::{Entry, Index};
+use crate::balance::hrw;
 use crate::balance::sticky::StickyCookie;
-use crate::config::dynamic::Service;
+use crate::config::dynamic::{Service, WeightedService};
 use crate::middleware::error_pages::StatusRanges;
 use crate::middleware::qualify;
 
@@ -30,6 +33,7 @@ use crate::middleware::qualify;
 pub enum Node {
     Pool(Arc<ServiceRuntime>),
     Weighted(Arc<Weighted>),
+    Hrw(Arc<Hrw>),
     Failover(Arc<Failover>),
     Mirroring(Arc<Mirroring>),
 }
@@ -39,6 +43,7 @@ impl Node {
         match self {
             Node::Pool(s) => &s.name,
             Node::Weighted(w) => &w.name,
+            Node::Hrw(h) => &h.name,
             Node::Failover(f) => &f.name,
             Node::Mirroring(m) => &m.name,
         }
@@ -49,6 +54,7 @@ impl Node {
         match self {
             Node::Pool(s) => s.balancer.servers().iter().any(|s| s.is_available()),
             Node::Weighted(w) => w.children.iter().any(|c| c.node.is_up()),
+            Node::Hrw(h) => h.children.iter().any(|c| c.node.is_up()),
             Node::Failover(f) => f.main.is_up() || (f.health_check && f.fallback.is_up()),
             Node::Mirroring(m) => m.main.is_up(),
         }
@@ -139,6 +145,28 @@ impl Weighted {
             }
         }
         None
+    }
+}
+
+/// Rendezvous hashing over services: a client address always goes to the
+/// same usable child, and a child leaving moves only its own clients.
+#[derive(Debug)]
+pub struct Hrw {
+    pub name: Arc<str>,
+    children: Vec<Child>,
+    health_check: bool,
+}
+
+impl Hrw {
+    /// The child for a client address, `None` when none is usable.
+    pub fn choose(&self, client: IpAddr) -> Option<&Node> {
+        let key = client.to_string();
+        self.children
+            .iter()
+            .filter(|c| !self.health_check || c.node.is_up())
+            .map(|c| (c, hrw::score(key.as_bytes(), &c.written, c.weight as u32)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, _)| &c.node)
     }
 }
 
@@ -274,6 +302,28 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The children of positive weight (Traefik leaves out the others).
+    fn children(
+        &mut self,
+        services: &[WeightedService],
+        provider: &str,
+        stack: &mut Vec<String>,
+    ) -> Result<Vec<Child>, String> {
+        let mut children = Vec::with_capacity(services.len());
+        for c in services {
+            let node = self.child(&c.name, provider, stack)?;
+            let weight = c.weight.unwrap_or(1);
+            if weight > 0 {
+                children.push(Child {
+                    node,
+                    written: c.name.clone(),
+                    weight: weight.min(i64::from(u32::MAX)) as f64,
+                });
+            }
+        }
+        Ok(children)
+    }
+
     fn build(
         &mut self,
         name: &str,
@@ -282,20 +332,15 @@ impl<'a> Builder<'a> {
         stack: &mut Vec<String>,
     ) -> Result<Node, String> {
         let name: Arc<str> = name.into();
+        if let Some(h) = &service.highest_random_weight {
+            return Ok(Node::Hrw(Arc::new(Hrw {
+                children: self.children(&h.services, provider, stack)?,
+                health_check: h.health_check.is_some(),
+                name,
+            })));
+        }
         if let Some(w) = &service.weighted {
-            let mut children = Vec::with_capacity(w.services.len());
-            for c in &w.services {
-                let node = self.child(&c.name, provider, stack)?;
-                let weight = c.weight.unwrap_or(1);
-                // Traefik leaves out children of no weight.
-                if weight > 0 {
-                    children.push(Child {
-                        node,
-                        written: c.name.clone(),
-                        weight: weight as f64,
-                    });
-                }
-            }
+            let children = self.children(&w.services, provider, stack)?;
             let deadlines = children.iter().map(|c| 1.0 / c.weight).collect();
             let total: f64 = children.iter().map(|c| c.weight).sum();
             let lightest = children.iter().map(|c| c.weight).fold(f64::MAX, f64::min);
@@ -361,7 +406,10 @@ impl<'a> Builder<'a> {
 
 /// Whether a service is one of Traefik's services over services.
 pub fn is_composite(service: &Service) -> bool {
-    service.weighted.is_some() || service.failover.is_some() || service.mirroring.is_some()
+    service.weighted.is_some()
+        || service.highest_random_weight.is_some()
+        || service.failover.is_some()
+        || service.mirroring.is_some()
 }
 
 /// The error of a service that sets more than one type, as Traefik's.
@@ -369,6 +417,7 @@ pub fn types_error(service: &Service) -> Option<String> {
     let set = [
         service.load_balancer.is_some(),
         service.weighted.is_some(),
+        service.highest_random_weight.is_some(),
         service.failover.is_some(),
         service.mirroring.is_some(),
     ]
@@ -486,6 +535,47 @@ mod tests {
         }
         assert!(w.choose(&HeaderMap::new()).is_none());
         assert!(!top(&t).is_up());
+    }
+
+    #[test]
+    fn highest_random_weight_keeps_each_client_on_one_usable_child() {
+        let t = table(&format!(
+            "    top:\n      highestRandomWeight:\n        healthCheck: {{}}\n        services:\n          - name: a\n          - name: b\n          - name: c\n            weight: 0\n{}",
+            pools(&["a", "b", "c"])
+        ));
+        let Node::Hrw(h) = top(&t) else { panic!() };
+        let mut first: BTreeMap<IpAddr, String> = BTreeMap::new();
+        let mut per_child: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..200u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let name = h.choose(ip).unwrap().name().to_string();
+            assert_eq!(h.choose(ip).unwrap().name().as_ref(), name, "stable");
+            *per_child.entry(name.clone()).or_default() += 1;
+            first.insert(ip, name);
+        }
+        assert_eq!(per_child.get("c@file"), None, "no weight, no clients");
+        assert!(
+            per_child["a@file"] > 60 && per_child["b@file"] > 60,
+            "{per_child:?}"
+        );
+        // b goes down: only its clients move.
+        let Node::Pool(b) = &h.children[1].node else {
+            panic!()
+        };
+        b.balancer.servers()[0].set_healthy(false);
+        for (ip, was) in &first {
+            let now = h.choose(*ip).unwrap().name().to_string();
+            if was == "a@file" {
+                assert_eq!(&now, was);
+            } else {
+                assert_eq!(now, "a@file");
+            }
+        }
+        let Node::Pool(a) = &h.children[0].node else {
+            panic!()
+        };
+        a.balancer.servers()[0].set_healthy(false);
+        assert!(h.choose(first.keys().next().copied().unwrap()).is_none());
     }
 
     #[test]

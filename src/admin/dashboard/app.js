@@ -237,12 +237,15 @@ function shortPriority(p) {
   return p > 1e15 ? "max" : p;
 }
 
-/** The services a weighted, failover or mirroring service sends to. */
+/** The services a weighted, highestRandomWeight, failover or mirroring service sends to. */
 function childrenOf(s) {
   const chip = (name, extra) => `<span class="chip">${esc(name)}${extra ? ` · ${esc(extra)}` : ""}</span>`;
   let parts = null;
+  const over = (list) => [["over", (list || []).map((c) => chip(c.name, `weight ${c.weight ?? 1}`))]];
   if (s.weighted) {
-    parts = [["over", (s.weighted.services || []).map((c) => chip(c.name, `weight ${c.weight ?? 1}`))]];
+    parts = over(s.weighted.services);
+  } else if (s.highestRandomWeight) {
+    parts = over(s.highestRandomWeight.services);
   } else if (s.failover) {
     parts = [["main", [chip(s.failover.service)]], ["fallback", [chip(s.failover.fallback)]]];
   } else if (s.mirroring) {
