@@ -23,7 +23,7 @@ use crate::proxy::server::{self, ServerTimeouts};
 use crate::proxy::transport::TransportConfig;
 use crate::proxy::{spread, threads};
 use crate::routing::{self, CompileInput, RouteTable};
-use crate::tls::{self, CertStore};
+use crate::tls::{self, CertStore, TlsSetup};
 
 /// One listening entrypoint.
 #[derive(Debug, Clone)]
@@ -300,10 +300,10 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
     let providers = hub.statuses();
 
     let default_cert = tls::generate_default().map_err(StartError::Tls)?;
-    let certs = Arc::new(ArcSwap::from_pointee(
-        CertStore::build(None, default_cert.clone()).0,
+    let certs = Arc::new(CertStore::build(None, default_cert.clone()).0);
+    let tls_setup = Arc::new(ArcSwap::from_pointee(
+        TlsSetup::build(None, certs, Default::default()).0,
     ));
-    let tls_config = tls::server_config(certs.clone()).map_err(StartError::Tls)?;
 
     let entrypoint_names: Vec<String> = config.entrypoints.iter().map(|e| e.name.clone()).collect();
     let default_entrypoints: Vec<String> = config
@@ -356,7 +356,7 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
             tls: tls_entrypoints,
         },
         config.transport.clone(),
-        (certs, default_cert),
+        (tls_setup.clone(), default_cert),
         ext.table_hooks,
     )));
 
@@ -393,7 +393,7 @@ pub async fn start(mut config: AppConfig, mut ext: Extensions) -> Result<Running
         };
         listeners.push((group, info, spec.timeouts.clone()));
     }
-    let servers = serve_on_threads(listeners, &proxy, &tls_config, &shutdown_rx)
+    let servers = serve_on_threads(listeners, &proxy, &tls_setup, &shutdown_rx)
         .map_err(StartError::Threads)?;
 
     Ok(Running {
@@ -488,7 +488,7 @@ type Listener = (Vec<std::net::TcpListener>, EntrypointInfo, ServerTimeouts);
 fn serve_on_threads(
     listeners: Vec<Listener>,
     proxy: &Arc<Proxy>,
-    tls_config: &Arc<rustls::ServerConfig>,
+    tls_setup: &Arc<ArcSwap<TlsSetup>>,
     shutdown: &watch::Receiver<bool>,
 ) -> std::io::Result<Vec<tokio::sync::oneshot::Receiver<()>>> {
     // As many as the backend pools keep idle lists for (`threads::count`),
@@ -502,7 +502,7 @@ fn serve_on_threads(
     }
     let mut jobs = Vec::new();
     for own in per_thread {
-        let (proxy, tls_config, shutdown) = (proxy.clone(), tls_config.clone(), shutdown.clone());
+        let (proxy, tls_setup, shutdown) = (proxy.clone(), tls_setup.clone(), shutdown.clone());
         jobs.push(move || async move {
             let mut entrypoints = tokio::task::JoinSet::new();
             for (listener, seat, info, timeouts) in own {
@@ -521,7 +521,7 @@ fn serve_on_threads(
                     info,
                     timeouts,
                     proxy.clone(),
-                    Some(tls_config.clone()),
+                    Some(tls_setup.clone()),
                     shutdown.clone(),
                 ));
             }
@@ -575,14 +575,14 @@ async fn pipeline(
     table: Arc<ArcSwap<RouteTable>>,
     entrypoints: Entrypoints,
     transport: TransportConfig,
-    (certs, default_cert): (Arc<ArcSwap<CertStore>>, Arc<rustls::sign::CertifiedKey>),
+    (tls, default_cert): (Arc<ArcSwap<TlsSetup>>, Arc<rustls::sign::CertifiedKey>),
     hooks: Vec<Arc<dyn TableHook>>,
 ) {
     let apply = Arc::new(Apply {
         table,
         entrypoints,
         transport,
-        certs,
+        tls,
         default_cert,
         hooks,
     });
@@ -620,7 +620,7 @@ struct Apply {
     table: Arc<ArcSwap<RouteTable>>,
     entrypoints: Entrypoints,
     transport: TransportConfig,
-    certs: Arc<ArcSwap<CertStore>>,
+    tls: Arc<ArcSwap<TlsSetup>>,
     default_cert: Arc<rustls::sign::CertifiedKey>,
     hooks: Vec<Arc<dyn TableHook>>,
 }
@@ -646,19 +646,34 @@ impl Apply {
             previous: Some(&previous),
             generation,
         });
-        if compiled.model.tls != previous.model.tls || generation == 1 {
-            let (store, issues) =
-                CertStore::build(compiled.model.tls.as_ref(), self.default_cert.clone());
-            compiled.issues.extend(issues);
-            self.certs.store(Arc::new(store));
-        } else {
-            compiled.issues.extend(
-                previous
-                    .issues
-                    .iter()
-                    .filter(|i| i.source.starts_with("tls "))
-                    .cloned(),
+        let tls_changed = compiled.model.tls != previous.model.tls || generation == 1;
+        if tls_changed || compiled.tls_options_by_host != previous.tls_options_by_host {
+            // Certificates are read again only when the `tls` section changed.
+            let certs = if tls_changed {
+                let (store, issues) =
+                    CertStore::build(compiled.model.tls.as_ref(), self.default_cert.clone());
+                compiled.issues.extend(issues);
+                Arc::new(store)
+            } else {
+                self.tls.load().certs().clone()
+            };
+            let (setup, issues) = TlsSetup::build(
+                compiled.model.tls.as_ref(),
+                certs,
+                compiled.tls_options_by_host.clone(),
             );
+            compiled.issues.extend(issues);
+            self.tls.store(Arc::new(setup));
+        }
+        if !tls_changed {
+            // The certificates' issues, kept from when they were read.
+            let kept: Vec<_> = previous
+                .issues
+                .iter()
+                .filter(|i| i.source.starts_with("tls ") && !compiled.issues.contains(i))
+                .cloned()
+                .collect();
+            compiled.issues.extend(kept);
         }
         let compiled = Arc::new(compiled);
         self.table.store(compiled.clone());

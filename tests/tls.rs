@@ -338,3 +338,172 @@ tls:
     let answer = upload_until_close(&mut tls, "up.test", "/upload", 16 << 20).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
+
+/// A TLS client with a chosen protocol version and, optionally, a client
+/// certificate; `Err` when the handshake (or the first exchange) fails.
+async fn tls_exchange(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    trust: &CertificateDer<'static>,
+    tls13_only: Option<bool>,
+    client_cert: Option<(&CertificateDer<'static>, &rcgen::KeyPair)>,
+) -> Result<u16, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trust.clone()).unwrap();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match tls13_only {
+        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(true) => vec![&rustls::version::TLS13],
+        Some(false) => vec![&rustls::version::TLS12],
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&versions)
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![cert.clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| format!("http: {e}"))?;
+    tokio::spawn(conn);
+    let req = http::Request::get("/")
+        .header("host", sni)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    // With TLS 1.3 a refused client certificate shows on the first read.
+    let res = tokio::time::timeout(Duration::from_secs(5), send.send_request(req))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| format!("request: {e}"))?;
+    Ok(res.status().as_u16())
+}
+
+/// TLS options: the default ones for every name (here TLS 1.3 only), and a
+/// router's own (client certificates signed by a CA) for its host only; a
+/// router naming options that do not exist is disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_options_apply_by_sni() {
+    let app = Whoami::start("app");
+    let server = cert(&["open.test", "mtls.test", "legacy.test"]);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &ca)
+        .unwrap();
+    let stranger_key = rcgen::KeyPair::generate().unwrap();
+    let stranger = rcgen::CertificateParams::new(vec!["stranger.test".to_string()])
+        .unwrap()
+        .self_signed(&stranger_key)
+        .unwrap();
+    let yaml = format!(
+        r#"http:
+  routers:
+    open:
+      rule: "Host(`open.test`)"
+      service: app
+      tls: {{}}
+    guarded:
+      rule: "Host(`mtls.test`)"
+      service: app
+      tls:
+        options: clients@file
+    broken:
+      rule: "Host(`broken.test`)"
+      service: app
+      tls:
+        options: nowhere
+  services:
+    app:
+      loadBalancer:
+        servers:
+          - url: "{}"
+tls:
+  certificates:
+    - certFile: |
+{}
+      keyFile: |
+{}
+  options:
+    default:
+      minVersion: VersionTLS13
+    clients:
+      clientAuth:
+        clientAuthType: RequireAndVerifyClientCert
+        caFiles:
+          - |
+{}
+"#,
+        app.url(),
+        indent(&server.pem, 8),
+        indent(&server.key, 8),
+        indent(&ca.pem(), 12),
+    );
+    let esc = Escale::start(&yaml, &[]);
+    let open = |tls13: Option<bool>| tls_exchange(esc.web, "open.test", &server.der, tls13, None);
+    let mut ready = false;
+    for _ in 0..100 {
+        if open(None).await == Ok(200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "open.test answers over TLS: {}", esc.log_text());
+
+    // The default options: TLS 1.3 only.
+    assert_eq!(open(Some(true)).await, Ok(200));
+    let old = open(Some(false)).await;
+    assert!(
+        old.as_ref().is_err_and(|e| e.starts_with("handshake")),
+        "{old:?}"
+    );
+
+    // The router's options: a client certificate signed by the CA.
+    let signed = tls_exchange(
+        esc.web,
+        "mtls.test",
+        &server.der,
+        None,
+        Some((client_cert.der(), &client_key)),
+    )
+    .await;
+    assert_eq!(signed, Ok(200));
+    let none = tls_exchange(esc.web, "mtls.test", &server.der, None, None).await;
+    assert!(none.is_err(), "no client certificate: {none:?}");
+    let unknown = tls_exchange(
+        esc.web,
+        "mtls.test",
+        &server.der,
+        None,
+        Some((stranger.der(), &stranger_key)),
+    )
+    .await;
+    assert!(unknown.is_err(), "a certificate of another CA: {unknown:?}");
+    // Other names keep the default options: no certificate asked.
+    assert_eq!(open(None).await, Ok(200));
+
+    assert!(
+        esc.log_text().contains("unknown TLS options: nowhere"),
+        "{}",
+        esc.log_text()
+    );
+}

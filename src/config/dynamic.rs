@@ -61,16 +61,31 @@ pub struct TlsOptions {
     pub sni_strict: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alpn_protocols: Vec<String>,
+    /// TLS 1.2 suites by Go's names (TLS 1.3 suites are not configurable,
+    /// as in Go).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub curve_preferences: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cipher_suites: Option<Unsupported>,
+    pub client_auth: Option<ClientAuth>,
+    /// Deprecated in Go and Traefik: no effect.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub curve_preferences: Option<Unsupported>,
+    pub prefer_server_cipher_suites: Option<bool>,
+    pub disable_session_tickets: bool,
+}
+
+/// Client certificates: who must send one, and the CAs that sign them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientAuth {
+    /// Paths, or the PEM text itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_files: Vec<String>,
+    /// `NoClientCert` (default), `RequestClientCert`, `RequireAnyClientCert`,
+    /// `VerifyClientCertIfGiven` or `RequireAndVerifyClientCert`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_auth: Option<Unsupported>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefer_server_cipher_suites: Option<Unsupported>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disable_session_tickets: Option<Unsupported>,
+    pub client_auth_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

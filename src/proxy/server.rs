@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,7 +22,9 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
+
+use crate::tls::TlsSetup;
 
 use super::accept::Acceptor;
 use super::body::Body;
@@ -75,7 +78,7 @@ struct Shared {
     http2: http2::Builder<TokioExecutor>,
     ep: Arc<EntrypointInfo>,
     proxy: Arc<Proxy>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<ArcSwap<TlsSetup>>>,
     /// Idle and header-read limits of HTTP/1 connections.
     limits: Limits,
     handshake_timeout: Duration,
@@ -92,7 +95,7 @@ pub async fn serve(
     ep: EntrypointInfo,
     timeouts: ServerTimeouts,
     proxy: Arc<Proxy>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<ArcSwap<TlsSetup>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut http1 = http1::Builder::new();
@@ -109,7 +112,7 @@ pub async fn serve(
         http2,
         ep: Arc::new(ep),
         proxy,
-        tls: tls.map(TlsAcceptor::from),
+        tls,
         limits: Limits {
             idle: timeouts.idle,
             head: timeouts.header_read,
@@ -183,9 +186,9 @@ async fn handle_connection(
     .await;
     match opening {
         Ok(Ok((Opening::Tls, first))) => {
-            if let Some(acceptor) = &shared.tls {
+            if let Some(setup) = &shared.tls {
                 let io = Prefixed::new(first, stream);
-                Box::pin(serve_tls(shared, acceptor, io, remote, watcher)).await;
+                Box::pin(serve_tls(shared, setup, io, remote, watcher)).await;
             }
         }
         Ok(Ok((opening, first))) => {
@@ -261,15 +264,26 @@ fn opening_of(first: &[u8], tls: bool) -> Option<Opening> {
     }
 }
 
-/// Completes the TLS handshake, then serves the connection.
+/// Completes the TLS handshake, with the TLS options the client's SNI
+/// name gets, then serves the connection.
 async fn serve_tls(
     shared: &Shared,
-    acceptor: &TlsAcceptor,
+    setup: &ArcSwap<TlsSetup>,
     stream: Prefixed<TcpStream>,
     remote: std::net::SocketAddr,
     watcher: Watcher,
 ) {
-    let accepted = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+    let handshake = async {
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+        let config = setup
+            .load()
+            .config_for(start.client_hello().server_name())
+            .ok_or_else(|| {
+                std::io::Error::other("the TLS options of this name are broken (see the issues)")
+            })?;
+        start.into_stream(config).await
+    };
+    let accepted = tokio::time::timeout(shared.handshake_timeout, handshake).await;
     match accepted {
         Ok(Ok(tls_stream)) => {
             // As Go's server (and so Traefik): HTTP/2 over TLS only when ALPN

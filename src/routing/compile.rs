@@ -16,7 +16,7 @@ use crate::balance::passive::PassivePolicy;
 use crate::balance::sticky::StickyCookie;
 use crate::balance::{Balancer, ServerState, Strategy};
 use crate::config::dynamic::{
-    LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service,
+    LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service, TlsConfig,
 };
 use crate::health::ActiveCheck;
 use crate::middleware::{self, Layer, Lookup};
@@ -159,6 +159,8 @@ pub fn compile(input: CompileInput) -> RouteTable {
     // it below, cheaper than 10k inserts that each search the tree.
     let mut router_views: Vec<(String, RouterView)> = Vec::with_capacity(router_index.len());
 
+    // (SNI name, TLS options, router) for every enabled TLS router's hosts.
+    let mut tls_claims: Vec<(String, String, String)> = Vec::new();
     // By value: the index's key becomes the `routers` key, without a copy.
     for (name, entry) in router_index {
         let provider = provider_of(&name);
@@ -185,6 +187,9 @@ pub fn compile(input: CompileInput) -> RouteTable {
                 None
             }
         };
+        let tls_options = tls
+            .then(|| tls_options_of(router, model.tls.as_ref()))
+            .and_then(|o| o.map_err(|e| errors.push(e)).ok());
 
         let mut layers: Vec<Arc<dyn Layer>> = Vec::new();
         for mw_name in &router_middlewares {
@@ -242,6 +247,11 @@ pub fn compile(input: CompileInput) -> RouteTable {
                     .with_key(router_error_key(e)),
             );
         }
+        if let (true, Some(parsed), Some(options)) = (enabled, &parsed, &tls_options) {
+            for host in exact_hosts(&parsed.expr) {
+                tls_claims.push((host, options.clone(), name.clone()));
+            }
+        }
         if let (true, Some(parsed), Some(target)) = (enabled, parsed, target) {
             routes.push((
                 router_views.len(),
@@ -273,6 +283,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         router_views.push((name, view));
     }
 
+    let tls_options_by_host = tls_options_by_host(tls_claims, &mut issues);
     // The lookup borrows the services; their views now learn their users.
     drop(lookup);
     for (name, view) in &router_views {
@@ -341,6 +352,7 @@ pub fn compile(input: CompileInput) -> RouteTable {
         issues,
         model,
         transports,
+        tls_options_by_host,
     }
 }
 
@@ -434,6 +446,73 @@ impl Lookup for MiddlewareLookup<'_> {
             self.service_views,
         )
     }
+}
+
+/// The TLS options a TLS router asks for, as their key in `tls.options`
+/// (only the file provider defines them, so `@file` may be written).
+fn tls_options_of(router: &Router, tls: Option<&TlsConfig>) -> Result<String, String> {
+    let Some(name) = router
+        .tls
+        .as_ref()
+        .and_then(|t| t.options.as_deref())
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok("default".to_string());
+    };
+    let key = name.strip_suffix("@file").unwrap_or(name);
+    if key == "default" || tls.is_some_and(|t| t.options.contains_key(key)) {
+        Ok(key.to_string())
+    } else {
+        Err(format!("unknown TLS options: {name}"))
+    }
+}
+
+/// The hosts a rule names exactly (lowercase), as Traefik reads domains
+/// from `Host` for TLS options.
+fn exact_hosts(expr: &rules::Expr) -> Vec<String> {
+    match expr.host_keys() {
+        rules::HostKeys::Exact(hosts) | rules::HostKeys::Mixed { exact: hosts, .. } => {
+            hosts.into_iter().map(str::to_ascii_lowercase).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Which TLS options each SNI name gets. Routers that ask for different
+/// options on one host get the default ones there, as in Traefik, with an
+/// issue naming them.
+fn tls_options_by_host(
+    claims: Vec<(String, String, String)>,
+    issues: &mut Vec<ConfigIssue>,
+) -> HashMap<String, String> {
+    let mut by_host: HashMap<String, (String, String)> = HashMap::new();
+    let mut conflicted: BTreeSet<String> = BTreeSet::new();
+    for (host, options, router) in claims {
+        match by_host.get(&host) {
+            None => {
+                by_host.insert(host, (options, router));
+            }
+            Some((other, first)) if *other != options && conflicted.insert(host.clone()) => {
+                issues.push(
+                    ConfigIssue::warning(
+                        provider_of(&router),
+                        format!("router {router}"),
+                        format!(
+                            "routers {first} and {router} ask for different TLS options on host {host} \
+                             ({other}, {options}): the default TLS options apply there, as in Traefik"
+                        ),
+                    )
+                    .with_object(router.as_str()),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    by_host
+        .into_iter()
+        .filter(|(host, (options, _))| options != "default" && !conflicted.contains(host))
+        .map(|(host, (options, _))| (host, options))
+        .collect()
 }
 
 fn transport_config(t: &ServersTransport, default: &TransportConfig) -> TransportConfig {
@@ -757,6 +836,59 @@ mod order_tests {
     /// qualified order (`r1` < `r10`, but `r10@file` < `r1@file`), equal
     /// priorities, and a second provider: the ranks still follow
     /// `Route::precedence`.
+    #[test]
+    fn tls_options_by_host_and_their_conflicts() {
+        let yaml = "
+http:
+  routers:
+    a:
+      rule: Host(`a.test`) || Host(`A2.test`)
+      service: s
+      tls: {options: strict}
+    b:
+      rule: Host(`b.test`)
+      service: s
+      tls: {options: strict@file}
+    b-again:
+      rule: Host(`b.test`) && Path(`/x`)
+      service: s
+      tls: {}
+    plain:
+      rule: Host(`c.test`)
+      service: s
+    unknown:
+      rule: Host(`d.test`)
+      service: s
+      tls: {options: nowhere}
+  services:
+    s:
+      loadBalancer:
+        servers: [{url: http://127.0.0.1:9}]
+tls:
+  options:
+    strict:
+      minVersion: VersionTLS13
+";
+        let t = compile_yaml(yaml, None);
+        let mut hosts: Vec<(&str, &str)> = t
+            .tls_options_by_host
+            .iter()
+            .map(|(h, o)| (h.as_str(), o.as_str()))
+            .collect();
+        hosts.sort();
+        assert_eq!(hosts, vec![("a.test", "strict"), ("a2.test", "strict")]);
+        let conflict = t
+            .issues
+            .iter()
+            .find(|i| i.message.contains("different TLS options on host b.test"))
+            .expect("the conflict is reported");
+        assert!(conflict.message.contains("default TLS options apply"));
+        assert_eq!(
+            t.routers["unknown@file"].error,
+            vec!["unknown TLS options: nowhere"]
+        );
+    }
+
     #[test]
     fn ranks_follow_priority_then_qualified_name() {
         let routers = |provider: &str, names: &[(&str, i64)]| {

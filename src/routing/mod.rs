@@ -191,6 +191,9 @@ pub struct RouteTable {
     pub model: Model,
     /// Backend clients by `serversTransport` name; reused across reloads.
     pub transports: HashMap<String, Arc<Transport>>,
+    /// The TLS options (`tls.options` key) each SNI name gets, from the
+    /// `Host` rules of TLS routers; names not here get `default`.
+    pub tls_options_by_host: HashMap<String, String>,
 }
 
 impl RouteTable {

@@ -4,18 +4,23 @@
 //!
 //! Certificates are matched to names with webpki's own name check, so escale
 //! needs no X.509 parser; the answer per SNI name is cached.
+//!
+//! Each TLS options set (`tls.options.<name>`, [`options`]) is a rustls
+//! server configuration. A connection gets the one of the routers whose
+//! `Host` names its SNI, as in Traefik; `default` otherwise.
+
+pub mod options;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use arc_swap::ArcSwap;
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::config::dynamic::{TlsCertificate, TlsConfig};
+use crate::config::dynamic::{TlsCertificate, TlsConfig, TlsOptions};
 use crate::provider::ConfigIssue;
 
 /// Most SNI names whose certificate choice is remembered.
@@ -106,8 +111,6 @@ pub fn generate_default() -> Result<Arc<CertifiedKey>, TlsError> {
 pub struct CertStore {
     certs: Vec<Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
-    /// Refuse handshakes whose SNI matches no certificate.
-    sni_strict: bool,
     by_name: RwLock<HashMap<String, Option<Arc<CertifiedKey>>>>,
 }
 
@@ -121,7 +124,6 @@ impl CertStore {
         let mut issues = Vec::new();
         let mut certs = Vec::new();
         let mut default = default;
-        let mut sni_strict = false;
         if let Some(tls) = tls {
             for (i, c) in tls.certificates.iter().enumerate() {
                 match load_certificate(c) {
@@ -149,14 +151,10 @@ impl CertStore {
                     ),
                 }
             }
-            if let Some(opts) = tls.options.get("default") {
-                sni_strict = opts.sni_strict;
-            }
         }
         let store = CertStore {
             certs,
             default,
-            sni_strict,
             by_name: RwLock::new(HashMap::new()),
         };
         (store, issues)
@@ -170,10 +168,11 @@ impl CertStore {
         self.certs.is_empty()
     }
 
-    /// The certificate for an SNI name: first one valid for it, else the default.
-    pub fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    /// The certificate for an SNI name: first one valid for it, else the
+    /// default (none with `sni_strict`).
+    pub fn choose(&self, sni: Option<&str>, sni_strict: bool) -> Option<Arc<CertifiedKey>> {
         let Some(name) = sni.map(str::to_ascii_lowercase) else {
-            return (!self.sni_strict).then(|| self.default.clone());
+            return (!sni_strict).then(|| self.default.clone());
         };
         let cached = self.by_name.read().ok().and_then(|m| m.get(&name).cloned());
         let found = match cached {
@@ -190,7 +189,7 @@ impl CertStore {
         };
         match found {
             Some(ck) => Some(ck),
-            None if self.sni_strict => None,
+            None if sni_strict => None,
             None => Some(self.default.clone()),
         }
     }
@@ -210,30 +209,100 @@ impl CertStore {
     }
 }
 
-/// rustls' hook: reads the current store at each handshake.
+/// rustls' hook: the certificate for the handshake's SNI.
 #[derive(Debug)]
-pub struct Resolver {
-    pub store: Arc<ArcSwap<CertStore>>,
+struct Resolver {
+    certs: Arc<CertStore>,
+    sni_strict: bool,
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.store.load().choose(hello.server_name())
+        self.certs.choose(hello.server_name(), self.sni_strict)
     }
 }
 
-/// The server configuration for TLS entrypoints: HTTP/2 and HTTP/1.1 by ALPN.
-pub fn server_config(
-    store: Arc<ArcSwap<CertStore>>,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_cert_resolver(Arc::new(Resolver { store }));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+/// What TLS connections are served with: a server configuration per TLS
+/// options set in use, and which one each SNI name gets.
+#[derive(Debug)]
+pub struct TlsSetup {
+    certs: Arc<CertStore>,
+    default: Arc<rustls::ServerConfig>,
+    /// `None`: the options are broken, and their names are refused rather
+    /// than served with weaker ones.
+    named: HashMap<String, Option<Arc<rustls::ServerConfig>>>,
+    /// Options name by SNI name (lowercase), from the routers' `Host` rules.
+    by_host: HashMap<String, String>,
+}
+
+impl TlsSetup {
+    /// `by_host` names options that exist (the routing table checked them).
+    pub fn build(
+        tls: Option<&TlsConfig>,
+        certs: Arc<CertStore>,
+        by_host: HashMap<String, String>,
+    ) -> (TlsSetup, Vec<ConfigIssue>) {
+        let mut issues = Vec::new();
+        let configured = |name: &str| tls.and_then(|t| t.options.get(name));
+        let build = |opts: &TlsOptions| {
+            let resolver = Arc::new(Resolver {
+                certs: certs.clone(),
+                sni_strict: opts.sni_strict,
+            });
+            options::server_config(opts, resolver)
+        };
+        let issue = |name: &str, e: String| {
+            ConfigIssue::error("file", format!("tls options {name}"), e)
+                .with_key(format!("tls.options.{name}"))
+        };
+        let fallback = TlsOptions::default();
+        let default = match build(configured("default").unwrap_or(&fallback)) {
+            Ok(c) => c,
+            Err(e) => {
+                // Traefik's own defaults, rather than no TLS at all.
+                issues.push(issue("default", e));
+                build(&fallback).expect("the built-in TLS options build")
+            }
+        };
+        let mut named = HashMap::new();
+        for name in by_host.values() {
+            if name == "default" || named.contains_key(name) {
+                continue;
+            }
+            let built = match configured(name) {
+                Some(opts) => build(opts).map_err(|e| issues.push(issue(name, e))).ok(),
+                None => None,
+            };
+            named.insert(name.clone(), built);
+        }
+        let setup = TlsSetup {
+            certs,
+            default,
+            named,
+            by_host,
+        };
+        (setup, issues)
+    }
+
+    pub fn certs(&self) -> &Arc<CertStore> {
+        &self.certs
+    }
+
+    /// The configuration for a handshake's SNI; `None` refuses it.
+    pub fn config_for(&self, sni: Option<&str>) -> Option<Arc<rustls::ServerConfig>> {
+        let name = sni
+            .map(str::to_ascii_lowercase)
+            .and_then(|host| self.by_host.get(rules_host(&host)).cloned());
+        match name.as_deref() {
+            None | Some("default") => Some(self.default.clone()),
+            Some(name) => self.named.get(name).cloned().flatten(),
+        }
+    }
+}
+
+/// An SNI name as a `Host` rule writes it (no trailing dot).
+fn rules_host(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -271,15 +340,19 @@ mod tests {
         let (store, issues) = CertStore::build(Some(&tls), default.clone());
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(store.len(), 2);
-        let a = store.choose(Some("A.test")).unwrap();
-        let w = store.choose(Some("x.wild.test")).unwrap();
+        let a = store.choose(Some("A.test"), false).unwrap();
+        let w = store.choose(Some("x.wild.test"), false).unwrap();
         assert!(!Arc::ptr_eq(&a, &w));
         assert!(!Arc::ptr_eq(&a, &default));
         assert!(Arc::ptr_eq(
-            &store.choose(Some("other.test")).unwrap(),
+            &store.choose(Some("other.test"), false).unwrap(),
             &default
         ));
-        assert!(Arc::ptr_eq(&store.choose(None).unwrap(), &default));
+        assert!(Arc::ptr_eq(&store.choose(None, false).unwrap(), &default));
+        assert!(
+            store.choose(Some("other.test"), true).is_none(),
+            "sniStrict"
+        );
     }
 
     #[test]
