@@ -71,6 +71,14 @@ pub fn check_dynamic(config: &StaticConfig) -> Vec<ConfigIssue> {
             Err(e) => issues.push(ConfigIssue::error("file", "tls", e.to_string())),
         }
     }
+    if let Some(tls) = &table.model.tls {
+        for (name, e) in crate::tls::options::check(&tls.options) {
+            issues.push(
+                ConfigIssue::error("file", format!("tls options {name}"), e)
+                    .with_key(format!("tls.options.{name}")),
+            );
+        }
+    }
     issues
 }
 

@@ -507,3 +507,28 @@ tls:
         esc.log_text()
     );
 }
+
+/// `escale check` builds every TLS options set and names the broken ones.
+#[test]
+fn check_names_broken_tls_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dynamic.yml");
+    std::fs::write(
+        &file,
+        "tls:\n  options:\n    fine:\n      minVersion: VersionTLS12\n    mtls:\n      clientAuth:\n        clientAuthType: RequireAndVerifyClientCert\n        caFiles: [/nonexistent/ca.pem]\n    odd:\n      cipherSuites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escale"))
+        .args([
+            "check",
+            "--entrypoints.web.address=:1",
+            &format!("--providers.file.filename={}", file.display()),
+        ])
+        .output()
+        .expect("run escale check");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "check must fail:\n{report}");
+    assert!(report.contains("/nonexistent/ca.pem"), "{report}");
+    assert!(report.contains("TLS_RSA_WITH_RC4_128_SHA"), "{report}");
+    assert!(!report.contains("tls options fine"), "{report}");
+}

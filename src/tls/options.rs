@@ -58,6 +58,30 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Every options set's problems, without serving (for `escale check`).
+pub fn check(opts: &std::collections::BTreeMap<String, TlsOptions>) -> Vec<(String, String)> {
+    opts.iter()
+        .filter_map(|(name, o)| {
+            server_config(o, Arc::new(NoCertificate))
+                .err()
+                .map(|e| (name.clone(), e))
+        })
+        .collect()
+}
+
+/// A resolver with no certificate, for configurations built only to be checked.
+#[derive(Debug)]
+struct NoCertificate;
+
+impl ResolvesServerCert for NoCertificate {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+}
+
 fn version(name: &str, key: &str) -> Result<u8, String> {
     match name {
         // rustls has no TLS 1.0 or 1.1: 1.2 is the oldest it speaks.
@@ -300,19 +324,8 @@ impl ClientCertVerifier for AnyClientCert {
 mod tests {
     use super::*;
 
-    #[derive(Debug)]
-    struct NoCert;
-    impl ResolvesServerCert for NoCert {
-        fn resolve(
-            &self,
-            _: rustls::server::ClientHello<'_>,
-        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-            None
-        }
-    }
-
     fn build(opts: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
-        server_config(opts, Arc::new(NoCert))
+        server_config(opts, Arc::new(NoCertificate))
     }
 
     #[test]
