@@ -613,12 +613,12 @@ mod tests {
             let Flow::Wait(deferred) = mw.on_request(&mut req, &mut ctx) else {
                 panic!("a bcrypt check must not run on the serving thread");
             };
-            let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
             let flow = deferred.resolve(&mut req, &mut ctx).await;
             assert_eq!(matches!(flow, Flow::Continue), admitted, "{user}");
-            // The thread served its other task while the hash was computed.
-            assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > before);
         }
+        // The thread served its other task meanwhile. Not asserted per hash:
+        // on a loaded machine a hash may be done before its first poll.
+        assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
         ticker.abort();
         // Verified once, then remembered: no more waiting.
         assert!(passes(&mw, "bc", "hello3"));
