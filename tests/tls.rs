@@ -347,7 +347,7 @@ async fn tls_exchange(
     trust: &CertificateDer<'static>,
     tls13_only: Option<bool>,
     client_cert: Option<(&CertificateDer<'static>, &rcgen::KeyPair)>,
-) -> Result<u16, String> {
+) -> Result<(u16, String), String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trust.clone()).unwrap();
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = match tls13_only {
@@ -390,7 +390,12 @@ async fn tls_exchange(
         .await
         .map_err(|_| "timeout".to_string())?
         .map_err(|e| format!("request: {e}"))?;
-    Ok(res.status().as_u16())
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.map_err(|e| e.to_string())?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+    ))
 }
 
 /// TLS options: the default ones for every name (here TLS 1.3 only), and a
@@ -424,6 +429,7 @@ async fn tls_options_apply_by_sni() {
     guarded:
       rule: "Host(`mtls.test`)"
       service: app
+      middlewares: [pass-cert]
       tls:
         options: clients@file
     broken:
@@ -436,6 +442,10 @@ async fn tls_options_apply_by_sni() {
       loadBalancer:
         servers:
           - url: "{}"
+  middlewares:
+    pass-cert:
+      passTLSClientCert:
+        pem: true
 tls:
   certificates:
     - certFile: |
@@ -461,7 +471,7 @@ tls:
     let open = |tls13: Option<bool>| tls_exchange(esc.web, "open.test", &server.der, tls13, None);
     let mut ready = false;
     for _ in 0..100 {
-        if open(None).await == Ok(200) {
+        if open(None).await.is_ok_and(|(s, _)| s == 200) {
             ready = true;
             break;
         }
@@ -470,7 +480,7 @@ tls:
     assert!(ready, "open.test answers over TLS: {}", esc.log_text());
 
     // The default options: TLS 1.3 only.
-    assert_eq!(open(Some(true)).await, Ok(200));
+    assert_eq!(open(Some(true)).await.map(|(s, _)| s), Ok(200));
     let old = open(Some(false)).await;
     assert!(
         old.as_ref().is_err_and(|e| e.starts_with("handshake")),
@@ -486,7 +496,15 @@ tls:
         Some((client_cert.der(), &client_key)),
     )
     .await;
-    assert_eq!(signed, Ok(200));
+    let (status, body) = signed.expect("a signed client certificate is accepted");
+    assert_eq!(status, 200, "{body}");
+    // passTLSClientCert: the certificate, base64 of its DER, to the backend.
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode(client_cert.der());
+    assert!(
+        body.contains(&format!("X-Forwarded-Tls-Client-Cert: {expected}")),
+        "{body}"
+    );
     let none = tls_exchange(esc.web, "mtls.test", &server.der, None, None).await;
     assert!(none.is_err(), "no client certificate: {none:?}");
     let unknown = tls_exchange(
@@ -499,7 +517,7 @@ tls:
     .await;
     assert!(unknown.is_err(), "a certificate of another CA: {unknown:?}");
     // Other names keep the default options: no certificate asked.
-    assert_eq!(open(None).await, Ok(200));
+    assert_eq!(open(None).await.map(|(s, _)| s), Ok(200));
 
     assert!(
         esc.log_text().contains("unknown TLS options: nowhere"),

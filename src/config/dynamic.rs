@@ -439,7 +439,7 @@ pub struct Middleware {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_web: Option<Unsupported>,
     #[serde(rename = "passTLSClientCert", skip_serializing_if = "Option::is_none")]
-    pub pass_tls_client_cert: Option<Unsupported>,
+    pub pass_tls_client_cert: Option<PassTlsClientCert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<Unsupported>,
 }
@@ -565,6 +565,16 @@ pub struct BasicAuth {
     pub remove_header: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_field: Option<String>,
+}
+
+/// The client's TLS certificate, passed to the backend in headers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PassTlsClientCert {
+    pub pem: bool,
+    /// Subject, issuer, dates and names of the certificate: not in escale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<Unsupported>,
 }
 
 /// HTTP Digest authentication; users are `user:realm:HA1` (htdigest).

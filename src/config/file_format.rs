@@ -954,8 +954,8 @@ prority = 3
 http:
   middlewares:
     pages:
-      passTLSClientCert:
-        pem: true
+      plugin:
+        demo: {}
     web:
       grpcWeb: {}
 tcp:
@@ -967,14 +967,11 @@ tcp:
         assert_eq!(issues[0].line, Some(4));
         assert_eq!(
             issues[0].message,
-            "`http.middlewares.pages.passTLSClientCert` is not supported by escale and is ignored"
+            "`http.middlewares.pages.plugin` is not supported by escale and is ignored"
         );
         assert_eq!(issues[1].line, Some(7));
         assert_eq!(issues[2].key.as_deref(), Some("tcp"));
-        assert_eq!(
-            cfg.http.middlewares["pages"].kind(),
-            Some("passTLSClientCert")
-        );
+        assert_eq!(cfg.http.middlewares["pages"].kind(), Some("plugin"));
         assert!(cfg.tcp.is_some());
     }
 

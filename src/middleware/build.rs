@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::{
     AddPrefix, BasicAuth, Buffering, CircuitBreaker, Compress, ContentType, DigestAuth, ErrorPages,
-    ForwardAuth, Headers, InFlightReq, IpAllowList, Layer, MiddlewareError, RateLimit,
-    RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, Retry, StripPrefix,
+    ForwardAuth, Headers, InFlightReq, IpAllowList, Layer, MiddlewareError, PassTlsClientCert,
+    RateLimit, RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, Retry, StripPrefix,
     StripPrefixRegex, provider_of, qualify,
 };
 use crate::config::dynamic::Middleware;
@@ -156,6 +156,8 @@ fn build_into(
         push(layers, Buffering::new(name, c)?);
     } else if let Some(c) = mw.ip_allow_list.as_ref().or(mw.ip_white_list.as_ref()) {
         push(layers, IpAllowList::new(name, c)?);
+    } else if let Some(c) = &mw.pass_tls_client_cert {
+        push(layers, PassTlsClientCert::new(name, c)?);
     } else if let Some(c) = &mw.digest_auth {
         push(layers, DigestAuth::new(name, c)?);
     } else if let Some(c) = &mw.content_type {

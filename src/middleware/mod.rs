@@ -17,6 +17,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use http::{request, response};
 
@@ -37,6 +38,8 @@ pub struct RequestCtx {
     pub auth_cookies: Vec<http::HeaderValue>,
     /// The request as each `errors` middleware saw it, innermost last.
     pub seen_by_error_pages: Vec<error_pages::SeenRequest>,
+    /// The certificates the TLS client sent, leaf first (`passTLSClientCert`).
+    pub client_certs: Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
 }
 
 impl RequestCtx {
@@ -48,6 +51,7 @@ impl RequestCtx {
             compress: compress::Negotiated(None),
             auth_cookies: Vec::new(),
             seen_by_error_pages: Vec::new(),
+            client_certs: None,
         }
     }
 }
@@ -152,6 +156,7 @@ mod headers;
 mod htpasswd;
 pub mod in_flight;
 mod ip_allow_list;
+mod pass_tls_client_cert;
 mod persist;
 pub mod rate_limit;
 mod redirect;
@@ -176,6 +181,7 @@ pub use forward_auth::ForwardAuth;
 pub use headers::{Headers, NoXForwardedFor};
 pub use in_flight::InFlightReq;
 pub use ip_allow_list::IpAllowList;
+pub use pass_tls_client_cert::PassTlsClientCert;
 pub use rate_limit::RateLimit;
 pub use redirect::{RedirectRegex, RedirectScheme};
 pub use replace_path::ReplacePath;

@@ -41,6 +41,8 @@ pub struct Connection {
     /// The client's address as a header value (`X-Real-Ip`,
     /// `X-Forwarded-For`), formatted once rather than per request.
     pub client_ip_value: HeaderValue,
+    /// The certificates a TLS client sent (`clientAuth`), leaf first.
+    pub client_certs: Option<Arc<[rustls_pki_types::CertificateDer<'static>]>>,
 }
 
 impl Connection {
@@ -49,6 +51,7 @@ impl Connection {
             remote,
             tls,
             client_ip_value: headers::ip_header_value(remote.ip()),
+            client_certs: None,
         }
     }
 }
@@ -171,6 +174,7 @@ impl Proxy {
                 record.router = Some(route.name.clone());
                 let mut parts = parts;
                 let mut ctx = RequestCtx::new(client_ip, scheme);
+                ctx.client_certs = conn.client_certs.clone();
                 let mut early: Option<(usize, Response<Body>)> = None;
                 for (i, layer) in route.layers.iter().enumerate() {
                     let mut flow = layer.on_request(&mut parts, &mut ctx);

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::tls::TlsSetup;
+use rustls_pki_types::CertificateDer;
 
 use super::accept::Acceptor;
 use super::body::Body;
@@ -193,7 +194,7 @@ async fn handle_connection(
         }
         Ok(Ok((opening, first))) => {
             let io = Prefixed::new(first, stream);
-            serve_http(shared, io, remote, false, opening == Opening::H2, watcher).await
+            serve_http(shared, io, remote, None, opening == Opening::H2, watcher).await
         }
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "connection failed before its first request")
@@ -288,20 +289,26 @@ async fn serve_tls(
         Ok(Ok(tls_stream)) => {
             // As Go's server (and so Traefik): HTTP/2 over TLS only when ALPN
             // chose it.
-            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_http(shared, tls_stream, remote, true, h2, watcher).await
+            let session = tls_stream.get_ref().1;
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let client_certs: ClientCerts = session.peer_certificates().map(|c| c.to_vec().into());
+            serve_http(shared, tls_stream, remote, Some(client_certs), h2, watcher).await
         }
         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
     }
 }
 
-/// Serves a connection whose protocol is known, until it ends.
+/// The certificates a TLS client sent (with `clientAuth`), if any.
+type ClientCerts = Option<Arc<[CertificateDer<'static>]>>;
+
+/// Serves a connection whose protocol is known, until it ends. `tls`: the
+/// client's certificates for a TLS connection, `None` for a plain one.
 async fn serve_http<I>(
     shared: &Shared,
     io: I,
     remote: std::net::SocketAddr,
-    tls: bool,
+    tls: Option<ClientCerts>,
     h2: bool,
     watcher: Watcher,
 ) where
@@ -384,7 +391,7 @@ fn connection_service(
     proxy: Arc<Proxy>,
     ep: Arc<EntrypointInfo>,
     remote: std::net::SocketAddr,
-    tls: bool,
+    tls: Option<ClientCerts>,
     activity: Option<Arc<Activity>>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
@@ -395,7 +402,9 @@ fn connection_service(
 + Send
 + 'static {
     // One shared handle per connection: a request clones one Arc.
-    let state = Arc::new((proxy, ep, Connection::new(remote, tls), activity));
+    let mut conn = Connection::new(remote, tls.is_some());
+    conn.client_certs = tls.flatten();
+    let state = Arc::new((proxy, ep, conn, activity));
     service_fn(move |req| {
         let state = state.clone();
         async move {
