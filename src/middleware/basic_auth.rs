@@ -293,13 +293,20 @@ impl Admission {
     }
 
     fn unauthorized(&self) -> Response<Body> {
-        let mut res = Response::new(Body::full("401 Unauthorized\n"));
-        *res.status_mut() = StatusCode::UNAUTHORIZED;
-        let h = res.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        h.insert(WWW_AUTHENTICATE, self.challenge.clone());
-        res
+        unauthorized(Some(self.challenge.clone()))
     }
+}
+
+/// go-http-auth's 401: its text, as plain text, with the challenge.
+pub(super) fn unauthorized(challenge: Option<HeaderValue>) -> Response<Body> {
+    let mut res = Response::new(Body::full("401 Unauthorized\n"));
+    *res.status_mut() = StatusCode::UNAUTHORIZED;
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if let Some(challenge) = challenge {
+        h.insert(WWW_AUTHENTICATE, challenge);
+    }
+    res
 }
 
 /// Go's `Request.BasicAuth` on a header value.

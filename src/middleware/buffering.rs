@@ -237,11 +237,7 @@ impl Plan {
         parts: &mut request::Parts,
         body: Body,
     ) -> Result<Spooled, Forwarded> {
-        let answer = |result| Forwarded {
-            result,
-            server: None,
-            retries: 0,
-        };
+        let answer = Forwarded::local;
         let too_large = || {
             tracing::debug!(
                 max = self.request.max,

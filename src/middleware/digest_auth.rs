@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use base64::Engine as _;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue, Response, StatusCode, request};
+use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue, Response, request};
 use md5::{Digest as _, Md5};
 
-use super::basic_auth::{DEFAULT_REALM, header_field, read_users_file};
+use super::basic_auth::{DEFAULT_REALM, header_field, read_users_file, unauthorized};
 use super::gourl::GoPath;
 use super::htpasswd::constant_time_eq;
 use super::{Flow, Layer, MiddlewareError, RequestCtx, persist};
@@ -253,15 +253,8 @@ impl DigestAuth {
             "Digest realm=\"{}\", nonce=\"{nonce}\", opaque=\"{}\", {stale}algorithm=\"MD5\", qop=\"auth\"",
             self.realm, self.sessions.opaque
         );
-        let mut res = Response::new(Body::full("401 Unauthorized\n"));
-        *res.status_mut() = StatusCode::UNAUTHORIZED;
-        let h = res.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         // The realm was checked when built; the nonce and opaque are base64.
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            h.insert(WWW_AUTHENTICATE, v);
-        }
-        res
+        unauthorized(HeaderValue::from_str(&challenge).ok())
     }
 }
 
@@ -303,6 +296,7 @@ impl Layer for DigestAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
     use std::net::Ipv4Addr;
 
     /// `htdigest` for alice / realm traefik / password "secret".

@@ -51,11 +51,7 @@ pub fn serve<'a>(
 
 /// An answer of the composite service itself, not of a server.
 fn answer(status: StatusCode, text: &'static str) -> Forwarded {
-    Forwarded {
-        result: Ok(text_response(status, text)),
-        server: None,
-        retries: 0,
-    }
+    Forwarded::local(Ok(text_response(status, text)))
 }
 
 async fn weighted(
@@ -89,13 +85,7 @@ async fn failover(
             Ok((_, false)) => {
                 return answer(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n");
             }
-            Err(e) => {
-                return Forwarded {
-                    result: Err(ProxyError::ClientBody(e)),
-                    server: None,
-                    retries: 0,
-                };
-            }
+            Err(e) => return Forwarded::local(Err(ProxyError::ClientBody(e))),
         };
         let again = copy_head(&parts);
         let out = serve(&f.main, parts, Body::full(bytes.clone()), client).await;
@@ -135,13 +125,7 @@ async fn mirroring(
                 tracing::debug!(service = %m.name, "no mirroring: the request body is larger than maxBodySize");
                 return serve(&m.main, parts, Body::prefixed(prefix, body), client).await;
             }
-            Err(e) => {
-                return Forwarded {
-                    result: Err(ProxyError::ClientBody(e)),
-                    server: None,
-                    retries: 0,
-                };
-            }
+            Err(e) => return Forwarded::local(Err(ProxyError::ClientBody(e))),
         }
     } else {
         None
@@ -211,8 +195,9 @@ async fn read_up_to(body: &mut Body, limit: Option<u64>) -> Result<(Bytes, bool)
     Ok((read.freeze(), true))
 }
 
-/// A request head to send again: what `request::Parts` cannot clone, with
-/// the extensions the forwarder reads.
+/// A request head to send again. Not `Parts::clone`: that clones every
+/// extension, the client's connection upgrade among them, which a copy sent
+/// elsewhere must not carry; only the forwarder's own extensions go.
 fn copy_head(parts: &request::Parts) -> request::Parts {
     let (mut head, ()) = http::Request::new(()).into_parts();
     head.method = parts.method.clone();

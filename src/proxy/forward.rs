@@ -68,6 +68,18 @@ pub struct Forwarded {
     pub retries: u32,
 }
 
+impl Forwarded {
+    /// An outcome decided before any server was tried (a refused body, a
+    /// service with nothing to send to).
+    pub fn local(result: Result<Response<Body>, ProxyError>) -> Self {
+        Forwarded {
+            result,
+            server: None,
+            retries: 0,
+        }
+    }
+}
+
 /// The request body, kept so that it can be sent again when possible.
 enum ReqBody {
     /// Sent at most once: streamed straight to the backend.
@@ -198,11 +210,7 @@ pub async fn forward(
     let mut body = match prepare_body(body, idempotent && upgrade.is_none()).await {
         Ok(b) => b,
         Err(e) => {
-            return Forwarded {
-                result: Err(e),
-                server: None,
-                retries: 0,
-            };
+            return Forwarded::local(Err(e));
         }
     };
 

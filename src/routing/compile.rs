@@ -837,59 +837,6 @@ mod order_tests {
     /// priorities, and a second provider: the ranks still follow
     /// `Route::precedence`.
     #[test]
-    fn tls_options_by_host_and_their_conflicts() {
-        let yaml = "
-http:
-  routers:
-    a:
-      rule: Host(`a.test`) || Host(`A2.test`)
-      service: s
-      tls: {options: strict}
-    b:
-      rule: Host(`b.test`)
-      service: s
-      tls: {options: strict@file}
-    b-again:
-      rule: Host(`b.test`) && Path(`/x`)
-      service: s
-      tls: {}
-    plain:
-      rule: Host(`c.test`)
-      service: s
-    unknown:
-      rule: Host(`d.test`)
-      service: s
-      tls: {options: nowhere}
-  services:
-    s:
-      loadBalancer:
-        servers: [{url: http://127.0.0.1:9}]
-tls:
-  options:
-    strict:
-      minVersion: VersionTLS13
-";
-        let t = compile_yaml(yaml, None);
-        let mut hosts: Vec<(&str, &str)> = t
-            .tls_options_by_host
-            .iter()
-            .map(|(h, o)| (h.as_str(), o.as_str()))
-            .collect();
-        hosts.sort();
-        assert_eq!(hosts, vec![("a.test", "strict"), ("a2.test", "strict")]);
-        let conflict = t
-            .issues
-            .iter()
-            .find(|i| i.message.contains("different TLS options on host b.test"))
-            .expect("the conflict is reported");
-        assert!(conflict.message.contains("default TLS options apply"));
-        assert_eq!(
-            t.routers["unknown@file"].error,
-            vec!["unknown TLS options: nowhere"]
-        );
-    }
-
-    #[test]
     fn ranks_follow_priority_then_qualified_name() {
         let routers = |provider: &str, names: &[(&str, i64)]| {
             let mut c = DynamicConfig::default();
@@ -983,6 +930,64 @@ tls:
                 "r2@file",
                 "zz@docker",
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod tls_options_tests {
+    use super::*;
+
+    #[test]
+    fn tls_options_by_host_and_their_conflicts() {
+        let yaml = "
+http:
+  routers:
+    a:
+      rule: Host(`a.test`) || Host(`A2.test`)
+      service: s
+      tls: {options: strict}
+    b:
+      rule: Host(`b.test`)
+      service: s
+      tls: {options: strict@file}
+    b-again:
+      rule: Host(`b.test`) && Path(`/x`)
+      service: s
+      tls: {}
+    plain:
+      rule: Host(`c.test`)
+      service: s
+    unknown:
+      rule: Host(`d.test`)
+      service: s
+      tls: {options: nowhere}
+  services:
+    s:
+      loadBalancer:
+        servers: [{url: http://127.0.0.1:9}]
+tls:
+  options:
+    strict:
+      minVersion: VersionTLS13
+";
+        let t = compile_yaml(yaml, None);
+        let mut hosts: Vec<(&str, &str)> = t
+            .tls_options_by_host
+            .iter()
+            .map(|(h, o)| (h.as_str(), o.as_str()))
+            .collect();
+        hosts.sort();
+        assert_eq!(hosts, vec![("a.test", "strict"), ("a2.test", "strict")]);
+        let conflict = t
+            .issues
+            .iter()
+            .find(|i| i.message.contains("different TLS options on host b.test"))
+            .expect("the conflict is reported");
+        assert!(conflict.message.contains("default TLS options apply"));
+        assert_eq!(
+            t.routers["unknown@file"].error,
+            vec!["unknown TLS options: nowhere"]
         );
     }
 }

@@ -9,7 +9,7 @@
 //! Health, as Traefik's `healthCheck: {}` propagates it, is read when a
 //! request comes rather than pushed on change: a pool is up while one of
 //! its servers is available (active check and passive ejection), a
-//! weighted service while one child is, a failover while its main service
+//! weighted or highestRandomWeight service while one child is, a failover while its main service
 //! or (with `healthCheck`) its fallback is, a mirroring while its main
 //! service is.
 
@@ -92,9 +92,17 @@ pub struct Choice<'a> {
     pub set_cookie: Option<HeaderValue>,
 }
 
+impl Child {
+    /// Whether the child may take a request: always, unless its parent
+    /// asks for health (`healthCheck: {}`) and it is down.
+    fn usable(&self, health_check: bool) -> bool {
+        !health_check || self.node.is_up()
+    }
+}
+
 impl Weighted {
     fn usable(&self, child: &Child) -> bool {
-        !self.health_check || child.node.is_up()
+        child.usable(self.health_check)
     }
 
     /// The child for a request, `None` when none is usable.
@@ -163,7 +171,7 @@ impl Hrw {
         let key = client.to_string();
         self.children
             .iter()
-            .filter(|c| !self.health_check || c.node.is_up())
+            .filter(|c| c.usable(self.health_check))
             .map(|c| (c, hrw::score(key.as_bytes(), &c.written, c.weight as u32)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(c, _)| &c.node)

@@ -71,7 +71,8 @@ pub fn ranked(mut routes: Vec<Route>) -> Vec<Arc<Route>> {
 #[derive(Debug, Clone)]
 pub enum Target {
     Service(Arc<ServiceRuntime>),
-    /// `weighted`, `failover` or `mirroring`: services over services.
+    /// `weighted`, `highestRandomWeight`, `failover` or `mirroring`:
+    /// services over services.
     Composite(composite::Node),
     /// `api@internal`, `dashboard@internal`, `ping@internal`,
     /// `prometheus@internal`, `noop@internal`: answered by escale itself.

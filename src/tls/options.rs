@@ -121,45 +121,42 @@ fn versions(
 }
 
 /// The provider's suites: every TLS 1.3 one (Go does not let them be
-/// chosen) and the TLS 1.2 ones named, by Go's names.
+/// chosen, and ignores their names here) and the TLS 1.2 ones named.
 fn cipher_suites(
     provider: &CryptoProvider,
     names: &[String],
 ) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
-    let go_name = |s: &rustls::SupportedCipherSuite| {
-        let name = format!("{:?}", s.suite());
-        // rustls spells the ChaCha suites without Go's `_SHA256`.
-        if name.ends_with("CHACHA20_POLY1305_SHA256") && name.starts_with("TLS_ECDHE") {
-            name.trim_end_matches("_SHA256").to_string()
-        } else {
-            name
-        }
+    let named = |s: &rustls::SupportedCipherSuite| {
+        let own = suite_name(&format!("{:?}", s.suite()));
+        names.iter().any(|n| suite_name(n) == own)
     };
-    for name in names {
-        let wanted = name.trim_end_matches("_SHA256");
-        let known = provider.cipher_suites.iter().any(|s| {
-            let n = go_name(s);
-            n == *name || (n.contains("CHACHA20") && n == wanted)
-        });
-        if !known {
-            return Err(format!(
-                "cipherSuites: `{name}` is not a TLS 1.2 suite escale offers (ECDHE with AES-GCM or ChaCha20-Poly1305)"
-            ));
-        }
+    if let Some(unknown) = names.iter().find(|n| {
+        !provider
+            .cipher_suites
+            .iter()
+            .any(|s| suite_name(&format!("{:?}", s.suite())) == suite_name(n))
+    }) {
+        return Err(format!(
+            "cipherSuites: `{unknown}` is not a suite escale offers (TLS 1.2: ECDHE with AES-GCM or ChaCha20-Poly1305)"
+        ));
     }
     Ok(provider
         .cipher_suites
         .iter()
-        .filter(|s| {
-            s.version() == &rustls::version::TLS13 || {
-                let n = go_name(s);
-                names
-                    .iter()
-                    .any(|w| *w == n || w.trim_end_matches("_SHA256") == n)
-            }
-        })
+        .filter(|s| s.version() == &rustls::version::TLS13 || named(s))
         .copied()
         .collect())
+}
+
+/// A suite's name as Go writes it: rustls says `TLS13_` for TLS 1.3
+/// suites, and Go also takes the ChaCha20 suites without `_SHA256`.
+fn suite_name(name: &str) -> String {
+    let name = name.replacen("TLS13_", "TLS_", 1);
+    if name.ends_with("CHACHA20_POLY1305") {
+        format!("{name}_SHA256")
+    } else {
+        name
+    }
 }
 
 fn kx_groups(
@@ -366,6 +363,16 @@ mod tests {
             .collect();
         assert_eq!(tls12.len(), 2, "{tls12:?}");
         assert_eq!(suites.len() - tls12.len(), 3, "every TLS 1.3 suite stays");
+        // TLS 1.3 names are taken and change nothing, as in Go.
+        let same = cipher_suites(
+            &provider,
+            &[
+                "TLS_AES_256_GCM_SHA384".into(),
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(same.len(), 4, "3 TLS 1.3 suites and the ChaCha20 one");
         let e = cipher_suites(&provider, &["TLS_RSA_WITH_AES_128_CBC_SHA".into()]).unwrap_err();
         assert!(e.contains("TLS_RSA_WITH_AES_128_CBC_SHA"), "{e}");
         assert_eq!(
