@@ -90,6 +90,8 @@ impl AppConfig {
             transport.idle_conn_timeout = d;
         }
         transport.max_idle_conns_per_host = st.max_idle_conns_per_host;
+        transport.tls.insecure_skip_verify = st.insecure_skip_verify;
+        transport.tls.root_cas = st.root_cas.clone();
         AppConfig {
             entrypoints,
             file,

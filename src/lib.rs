@@ -16,7 +16,7 @@
 //! - [`stack`]: `escale stack`, deploys the platform from one file (networks, proxy, services, tenants).
 //! - [`check`]: `escale check` (offline validation) and `escale healthcheck` (ping probe).
 //! - [`telemetry`]: application and access logs from the static configuration.
-//! - [`tls`]: TLS termination: certificates by SNI, the generated default certificate.
+//! - [`tls`]: TLS termination (certificates by SNI, the generated default certificate, TLS options) and TLS to `https://` backends.
 //! - [`admin`]: Traefik-compatible API, dashboard, Prometheus metrics, ping.
 
 pub mod admin;

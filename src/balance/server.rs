@@ -46,13 +46,8 @@ impl Upstream {
             .map_err(|_| UpstreamError::new(url, "does not parse as a URL"))?;
         let scheme = match uri.scheme_str() {
             Some("http") | Some("h2c") => Scheme::HTTP,
-            Some("https") => {
-                return Err(UpstreamError::new(
-                    url,
-                    "uses https: TLS to backends is not supported by escale yet (use http or h2c)",
-                ));
-            }
-            Some(_) => return Err(UpstreamError::new(url, "must use http or h2c")),
+            Some("https") => Scheme::HTTPS,
+            Some(_) => return Err(UpstreamError::new(url, "must use http, https or h2c")),
             None => {
                 return Err(UpstreamError::new(
                     url,
@@ -92,6 +87,8 @@ pub struct ServerState {
     pub weight: u32,
     /// `h2c://` servers speak HTTP/2 with prior knowledge.
     pub h2c: bool,
+    /// `https://` servers are spoken to over TLS.
+    pub tls: bool,
     pub origin: Option<ServerOrigin>,
     in_flight: AtomicU64,
     requests: AtomicU64,
@@ -140,11 +137,14 @@ impl ServerState {
         weight: u32,
         origin: Option<ServerOrigin>,
     ) -> Result<Self, UpstreamError> {
+        let upstream = Upstream::parse(url)?;
+        let tls = upstream.scheme == Scheme::HTTPS;
         Ok(ServerState {
             url: url.to_string(),
-            upstream: Upstream::parse(url)?,
+            upstream,
             weight,
             h2c: url.starts_with("h2c://"),
+            tls,
             origin,
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -299,14 +299,12 @@ mod tests {
         assert_eq!(u.base_path, "/base");
         assert_eq!(
             Upstream::parse("ftp://x").unwrap_err().reason,
-            "must use http or h2c"
+            "must use http, https or h2c"
         );
-        assert!(
-            Upstream::parse("https://x")
-                .unwrap_err()
-                .reason
-                .contains("not supported")
-        );
+        let u = Upstream::parse("https://backend").unwrap();
+        assert_eq!((u.scheme, u.authority.as_str()), (Scheme::HTTPS, "backend:443"));
+        assert!(ServerState::new("https://10.0.0.1", 1, None).unwrap().tls);
+        assert!(!ServerState::new("h2c://10.0.0.1", 1, None).unwrap().tls);
         assert!(Upstream::parse("h2c://10.0.0.1:80").is_ok());
         assert!(Upstream::parse("not a url").is_err());
     }

@@ -41,7 +41,7 @@ pub struct TlsConfig {
 }
 
 /// A certificate and its key: file paths, or the PEM content inline.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TlsCertificate {
     pub cert_file: String,
@@ -781,18 +781,31 @@ pub struct ServersTransport {
     pub max_idle_conns_per_host: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarding_timeouts: Option<ForwardingTimeouts>,
+    /// `https://` servers: offer only HTTP/1.1 by ALPN.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_http2: Option<bool>,
+    /// The name sent by SNI and checked in the server's certificate, instead
+    /// of the server URL's host.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub server_name: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+    /// CAs (paths or PEM text) trusted instead of the system's.
+    #[serde(rename = "rootCAs", skip_serializing_if = "Vec::is_empty")]
+    pub root_cas: Vec<String>,
+    /// Client certificates, for servers that ask for one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<TlsCertificate>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<Unsupported>,
+    pub min_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub insecure_skip_verify: Option<Unsupported>,
-    #[serde(rename = "rootCAs", skip_serializing_if = "Option::is_none")]
-    pub root_cas: Option<Unsupported>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificates: Option<Unsupported>,
+    pub max_version: Option<String>,
     #[serde(rename = "peerCertURI", skip_serializing_if = "Option::is_none")]
     pub peer_cert_uri: Option<Unsupported>,
+    #[serde(rename = "peerCertSANs", skip_serializing_if = "Option::is_none")]
+    pub peer_cert_sans: Option<Unsupported>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spiffe: Option<Unsupported>,
 }

@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use std::sync::Arc;
+
 use crate::balance::ServerState;
 use crate::config::dynamic::HealthCheck;
+use crate::tls::client::TlsClient;
 
 /// Traefik's defaults.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -18,8 +21,11 @@ pub struct ActiveCheck {
     pub method: Method,
     /// The configured path (a relative URL), resolved per server.
     pub path: String,
-    /// `Some(true)` for `h2c`, `Some(false)` for `http`, `None`: as the server.
-    pub h2c: Option<bool>,
+    /// `scheme`, in place of the server URL's; `None`: as the server.
+    pub scheme: Option<ProbeScheme>,
+    /// For probes over TLS: the service transport's client (set by the
+    /// compile step, which knows the transport).
+    pub tls: ProbeTls,
     pub port: Option<u16>,
     pub hostname: Option<HeaderValue>,
     pub headers: HeaderMap,
@@ -31,15 +37,44 @@ pub struct ActiveCheck {
     pub follow_redirects: bool,
 }
 
+/// How a probe speaks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeScheme {
+    Http,
+    H2c,
+    Https,
+}
+
+/// The TLS client probes over `https` use; equal when it is the same one.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeTls(pub Option<Arc<TlsClient>>);
+
+impl PartialEq for ProbeTls {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
 /// Where a probe goes for one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTarget {
     pub authority: String,
     pub path_and_query: String,
-    pub h2c: bool,
+    pub scheme: ProbeScheme,
 }
 
 impl ActiveCheck {
+    /// Whether some probe of these servers goes over TLS.
+    pub fn uses_tls(&self, servers: &[Arc<ServerState>]) -> bool {
+        match self.scheme {
+            Some(scheme) => scheme == ProbeScheme::Https,
+            None => servers.iter().any(|s| s.tls),
+        }
+    }
+
     /// Validates the settings; every problem is reported.
     pub fn from_config(hc: &HealthCheck) -> Result<ActiveCheck, Vec<String>> {
         let mut errors = Vec::new();
@@ -50,13 +85,14 @@ impl ActiveCheck {
             }
             Some(other) => errors.push(format!("healthCheck mode `{other}` is unknown")),
         }
-        let h2c = match hc.scheme.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let scheme = match hc.scheme.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("") => None,
-            Some("http") => Some(false),
-            Some("h2c") => Some(true),
+            Some("http") => Some(ProbeScheme::Http),
+            Some("h2c") => Some(ProbeScheme::H2c),
+            Some("https") => Some(ProbeScheme::Https),
             Some(other) => {
                 errors.push(format!(
-                    "healthCheck scheme `{other}` is not supported by escale (use http or h2c)"
+                    "healthCheck scheme `{other}` is not one of http, https, h2c"
                 ));
                 None
             }
@@ -108,7 +144,8 @@ impl ActiveCheck {
         Ok(ActiveCheck {
             method,
             path,
-            h2c,
+            scheme,
+            tls: ProbeTls::default(),
             port: hc.port.filter(|p| *p != 0),
             hostname,
             headers,
@@ -139,7 +176,13 @@ impl ActiveCheck {
         ProbeTarget {
             authority,
             path_and_query: resolve(&base, &self.path),
-            h2c: self.h2c.unwrap_or(server.h2c),
+            scheme: self.scheme.unwrap_or(if server.h2c {
+                ProbeScheme::H2c
+            } else if server.tls {
+                ProbeScheme::Https
+            } else {
+                ProbeScheme::Http
+            }),
         }
     }
 
@@ -237,7 +280,7 @@ mod tests {
             ProbeTarget {
                 authority: "10.0.0.5:9000".into(),
                 path_and_query: "/ready?full=1".into(),
-                h2c: true,
+                scheme: ProbeScheme::H2c,
             }
         );
     }
@@ -247,7 +290,7 @@ mod tests {
         let errors = ActiveCheck::from_config(&HealthCheck {
             path: Some("http://elsewhere/health".into()),
             mode: Some("grpc".into()),
-            scheme: Some("https".into()),
+            scheme: Some("ftp".into()),
             method: Some("BAD METHOD".into()),
             ..Default::default()
         })

@@ -15,7 +15,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::config::{ActiveCheck, MAX_REDIRECTS, ProbeTarget};
+use super::config::{ActiveCheck, MAX_REDIRECTS, ProbeScheme, ProbeTarget};
 use crate::balance::ServerState;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,12 @@ pub enum ProbeError {
     Timeout(Duration),
     #[error("connect to {addr} failed: {source}")]
     Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls {
         addr: String,
         #[source]
         source: std::io::Error,
@@ -91,7 +97,12 @@ fn same_server(target: &ProbeTarget, location: &str) -> Option<String> {
     }
     let uri: http::Uri = location.parse().ok()?;
     let authority = uri.authority()?;
-    let port = authority.port_u16().unwrap_or(80);
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = authority.port_u16().unwrap_or(default_port);
     let same = format!("{}:{port}", authority.host()) == target.authority;
     same.then(|| {
         uri.path_and_query()
@@ -111,27 +122,67 @@ async fn once(
             source,
         })?;
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(stream);
     let host = check
         .hostname
         .clone()
         .or_else(|| HeaderValue::from_str(&target.authority).ok());
+    match target.scheme {
+        ProbeScheme::Http => exchange(check, target, host, stream, false).await,
+        ProbeScheme::H2c => exchange(check, target, host, stream, true).await,
+        ProbeScheme::Https => {
+            let client = check.tls.0.as_ref().ok_or_else(|| {
+                ProbeError::Request("no TLS settings for an https probe".into())
+            })?;
+            let server_host = target
+                .authority
+                .rsplit_once(':')
+                .map_or(target.authority.as_str(), |(h, _)| h);
+            let stream = client
+                .connect(server_host, stream, false)
+                .await
+                .map_err(|source| ProbeError::Tls {
+                    addr: target.authority.clone(),
+                    source,
+                })?;
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            exchange(check, target, host, stream, h2).await
+        }
+    }
+}
+
+/// One request and its answer's head, over HTTP/2 or HTTP/1.1.
+async fn exchange<I>(
+    check: &ActiveCheck,
+    target: &ProbeTarget,
+    host: Option<HeaderValue>,
+    io: I,
+    h2: bool,
+) -> Result<(StatusCode, Option<String>), ProbeError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let mut builder = Request::builder().method(check.method.clone());
-    if target.h2c {
+    if h2 {
         let authority = check
             .hostname
             .as_ref()
             .and_then(|h| h.to_str().ok())
             .unwrap_or(&target.authority);
+        let scheme = if target.scheme == ProbeScheme::Https {
+            "https"
+        } else {
+            "http"
+        };
         builder = builder
-            .uri(format!("http://{authority}{}", target.path_and_query))
+            .uri(format!("{scheme}://{authority}{}", target.path_and_query))
             .version(Version::HTTP_2);
     } else {
         builder = builder.uri(target.path_and_query.as_str());
     }
     if let Some(headers) = builder.headers_mut() {
         *headers = check.headers.clone();
-        if !target.h2c {
+        if !h2 {
             if let Some(host) = host {
                 headers.insert(header::HOST, host);
             }
@@ -141,7 +192,7 @@ async fn once(
     let req = builder
         .body(Empty::<Bytes>::new())
         .map_err(|e| ProbeError::Request(e.to_string()))?;
-    let res = if target.h2c {
+    let res = if h2 {
         let (mut sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -175,7 +226,7 @@ mod tests {
         let t = ProbeTarget {
             authority: "10.0.0.1:8080".into(),
             path_and_query: "/health".into(),
-            h2c: false,
+            scheme: ProbeScheme::Http,
         };
         assert_eq!(same_server(&t, "/login").as_deref(), Some("/login"));
         assert_eq!(

@@ -32,7 +32,7 @@ use super::body::{Body, ExchangeGuard, Upstream};
 use super::error::ProxyError;
 use super::h1;
 use super::headers;
-use super::pool::{ConnectError, Sender};
+use super::pool::{ConnectError, Sender, Wire};
 use crate::balance::passive::FailureKind;
 use crate::balance::sticky::{StickyCookie, Stuck};
 use crate::balance::{PickError, Picked, ServerState, clock};
@@ -263,9 +263,13 @@ pub async fn forward(
             // Ejected or removed meanwhile: nothing was sent, go elsewhere
             // rather than wait for the dial timeout.
             let leaving = server.leaving();
+            let wire = match wire_for(&server, service, upgrade.is_some()) {
+                Ok(w) => w,
+                Err(e) => break Err(e),
+            };
             let checkout = server
                 .pool
-                .checkout(&server.upstream.authority, server.h2c, config);
+                .checkout(&server.upstream.authority, wire, config);
             let sender = tokio::select! {
                 biased;
                 r = checkout => match r {
@@ -581,7 +585,34 @@ fn upstream_host(
     }
 }
 
-/// An HTTP/2 request for an h2c server. HTTP/2 carries the host in
+/// How to speak to `server`; upgrades go over HTTP/1.1, which alone
+/// carries them, as in Traefik.
+fn wire_for<'a>(
+    server: &ServerState,
+    service: &'a ServiceRuntime,
+    upgrade: bool,
+) -> Result<Wire<'a>, ProxyError> {
+    if server.h2c {
+        return Ok(Wire::H2c);
+    }
+    if !server.tls {
+        return Ok(Wire::Http1);
+    }
+    match service.transport.tls() {
+        Ok(client) => Ok(Wire::Tls {
+            client,
+            http1_only: upgrade,
+        }),
+        // The compile step disables such services; a table built otherwise
+        // still gets an answer rather than a plain-text connection.
+        Err(e) => Err(ProxyError::Connect(ConnectError::Tls {
+            addr: server.upstream.authority.to_string(),
+            source: std::io::Error::other(format!("serversTransport TLS settings: {e}")),
+        })),
+    }
+}
+
+/// An HTTP/2 request for an h2c or https server. HTTP/2 carries the host in
 /// `:authority`, taken from the URI; the connection is already open to the
 /// server.
 fn build_h2_request(
@@ -602,7 +633,10 @@ fn build_h2_request(
         .unwrap_or(server.upstream.authority.as_str());
     let mut builder = Request::builder()
         .method(parts.method.clone())
-        .uri(format!("http://{authority}{base}{path_and_query}"))
+        .uri(format!(
+            "{}://{authority}{base}{path_and_query}",
+            server.upstream.scheme
+        ))
         .version(Version::HTTP_2);
     if let Some(headers) = builder.headers_mut() {
         *headers = parts.headers.clone();

@@ -16,20 +16,18 @@
 //! response is read (a backend may answer early, or echo as it reads), in
 //! the same task.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Waker, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::ext::ReasonPhrase;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-
+use super::backend_io::BackendIo;
 use super::body::{Body, BoxError};
 
 /// Most headers a response head may carry (hyper's default).
@@ -65,7 +63,7 @@ pub enum Error {
 /// A connection to a backend, idle or carrying one exchange. Always boxed:
 /// it moves with every response through several layers.
 pub struct Conn {
-    io: TcpStream,
+    io: BackendIo,
     /// Bytes read and not used yet.
     buf: BytesMut,
     /// The request head being written, kept for the next one.
@@ -113,7 +111,7 @@ pub enum Outcome {
 
 /// The backend side of an upgraded connection.
 pub struct Upgraded {
-    pub io: TcpStream,
+    pub io: BackendIo,
     /// Bytes the backend sent after its `101` head.
     pub leftover: Bytes,
 }
@@ -148,9 +146,9 @@ enum Chunk {
 }
 
 impl Conn {
-    pub fn new(io: TcpStream) -> Box<Self> {
+    pub fn new(io: impl Into<BackendIo>) -> Box<Self> {
         Box::new(Conn {
-            io,
+            io: io.into(),
             buf: BytesMut::new(),
             head: Vec::new(),
             reused: false,
@@ -160,19 +158,8 @@ impl Conn {
     /// Whether an idle connection can carry a request: the backend has not
     /// closed it, nor sent anything unasked. Costs no system call unless
     /// the socket saw an event since the last read.
-    pub fn is_usable(&self) -> bool {
-        if !self.buf.is_empty() {
-            return false;
-        }
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.io.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
+    pub fn is_usable(&mut self) -> bool {
+        self.buf.is_empty() && self.io.is_idle_and_open()
     }
 
     /// Sends one request and reads the response head. The response body,
@@ -183,12 +170,12 @@ impl Conn {
         let written = match &body {
             OutBody::Full(data) if framing != ReqFraming::None => {
                 write_all(
-                    &self.io,
+                    &mut self.io,
                     &mut [IoSlice::new(&self.head), IoSlice::new(data)],
                 )
                 .await
             }
-            _ => write_all(&self.io, &mut [IoSlice::new(&self.head)]).await,
+            _ => write_all(&mut self.io, &mut [IoSlice::new(&self.head)]).await,
         };
         if let Err((error, any)) = written {
             if !any && self.reused {
@@ -284,7 +271,7 @@ impl Conn {
     ) -> Poll<Result<Head, Error>> {
         loop {
             if let Some(up) = upload.as_mut()
-                && let Poll::Ready(Err(e)) = up.poll(&self.io, cx)
+                && let Poll::Ready(Err(e)) = up.poll(&mut self.io, cx)
             {
                 match e {
                     Error::Io(e) => {
@@ -327,9 +314,7 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < want.min(READ_SIZE) / 2 + 1 {
             self.buf.reserve(want);
         }
-        // tokio's own read: it marks the socket drained after a short read,
-        // which spares the next read's `EAGAIN`.
-        pin!(self.io.read_buf(&mut self.buf)).poll(cx)
+        self.io.poll_read_buf(cx, &mut self.buf)
     }
 
     /// Ready for the next exchange.
@@ -354,22 +339,25 @@ fn invalid(what: &'static str) -> Outcome {
 
 /// Writes every slice, waiting for the socket as needed. On failure, tells
 /// whether any byte went out.
-async fn write_all(io: &TcpStream, mut bufs: &mut [IoSlice<'_>]) -> Result<(), (io::Error, bool)> {
+async fn write_all(
+    io: &mut BackendIo,
+    mut bufs: &mut [IoSlice<'_>],
+) -> Result<(), (io::Error, bool)> {
     let mut any = false;
-    while !bufs.is_empty() {
-        match io.try_write_vectored(bufs) {
-            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), any)),
-            Ok(n) => {
-                any = true;
-                IoSlice::advance_slices(&mut bufs, n);
+    poll_fn(|cx| {
+        while !bufs.is_empty() {
+            match ready!(io.poll_write_vectored(cx, bufs)) {
+                Ok(0) => return Poll::Ready(Err((io::ErrorKind::WriteZero.into(), any))),
+                Ok(n) => {
+                    any = true;
+                    IoSlice::advance_slices(&mut bufs, n);
+                }
+                Err(e) => return Poll::Ready(Err((e, any))),
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                io.writable().await.map_err(|e| (e, any))?;
-            }
-            Err(e) => return Err((e, any)),
         }
-    }
-    Ok(())
+        io.poll_flush(cx).map_err(|e| (e, any))
+    })
+    .await
 }
 
 /// A streamed request body on its way to the backend.
@@ -397,7 +385,7 @@ impl Upload {
     }
 
     /// Moves as much of the body as the client and the socket allow.
-    fn poll(&mut self, io: &TcpStream, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll(&mut self, io: &mut BackendIo, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             while !self.out.is_empty() {
                 let mut slices = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
@@ -405,7 +393,7 @@ impl Upload {
                 for (slice, bytes) in slices.iter_mut().zip(&self.out) {
                     *slice = IoSlice::new(bytes);
                 }
-                match io.try_write_vectored(&slices[..count]) {
+                match ready!(io.poll_write_vectored(cx, &slices[..count])) {
                     Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
                     Ok(mut n) => {
                         while n > 0 {
@@ -419,12 +407,10 @@ impl Upload {
                             }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(io.poll_write_ready(cx))?;
-                    }
                     Err(e) => return Poll::Ready(Err(Error::Io(e))),
                 }
             }
+            ready!(io.poll_flush(cx))?;
             if self.ended {
                 return Poll::Ready(Ok(()));
             }
@@ -517,7 +503,7 @@ impl ResponseBody {
             return Poll::Ready(None);
         };
         if let Some(up) = self.upload.as_mut()
-            && let Poll::Ready(Err(_)) = up.poll(&conn.io, cx)
+            && let Poll::Ready(Err(_)) = up.poll(&mut conn.io, cx)
         {
             // The backend answered and stopped reading: the request cannot
             // complete, so the connection will not be reused.
@@ -980,8 +966,8 @@ fn push_hex(out: &mut Vec<u8>, mut n: u64) {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
 
     fn parse(text: &str) -> Head {
         let mut buf = BytesMut::from(text.as_bytes());
@@ -1205,7 +1191,7 @@ mod tests {
         let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let (res, data, conn) = exchange(conn, &headers).await;
         assert_eq!((res.status(), &data[..]), (StatusCode::OK, &b"ok"[..]));
-        let conn = conn.expect("reusable");
+        let mut conn = conn.expect("reusable");
         assert!(conn.is_usable());
         let (_, data, conn) = exchange(conn, &headers).await;
         assert_eq!(data, b"hi");
@@ -1228,7 +1214,7 @@ mod tests {
         let headers = HeaderMap::new();
         let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let (_, _, conn) = exchange(conn, &headers).await;
-        let conn = conn.expect("reusable");
+        let mut conn = conn.expect("reusable");
         task.await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!conn.is_usable(), "the backend closed it");

@@ -47,6 +47,7 @@ macro_rules! write_through {
 }
 
 pub mod accept;
+pub mod backend_io;
 pub mod access_log;
 pub mod body;
 pub mod composite;

@@ -7,8 +7,8 @@
 //! HTTP/1.1 connections are idle sockets here (`proxy::h1`), with no task of
 //! their own, kept in one list per serving thread (`proxy::threads`): a
 //! socket is registered with the runtime that opened it, so it serves
-//! requests of that thread only. An HTTP/2 (h2c) connection is shared and
-//! runs as a task.
+//! requests of that thread only. An HTTP/2 connection (h2c, or HTTPS where
+//! ALPN chose HTTP/2) is shared and runs as a task.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
@@ -23,6 +23,7 @@ use super::body::Body;
 use super::h1;
 use super::threads;
 use super::transport::TransportConfig;
+use crate::tls::client::TlsClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -30,6 +31,12 @@ pub enum ConnectError {
     Timeout { addr: String },
     #[error("connect to {addr} failed: {source}")]
     Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls {
         addr: String,
         #[source]
         source: std::io::Error,
@@ -77,23 +84,58 @@ pub enum Sender {
     Http2(http2::SendRequest<Body>),
 }
 
+/// How a server is spoken to.
+#[derive(Clone, Copy)]
+pub enum Wire<'a> {
+    /// `http://`: HTTP/1.1.
+    Http1,
+    /// `h2c://`: HTTP/2 with prior knowledge.
+    H2c,
+    /// `https://`: HTTP/2 or HTTP/1.1 as ALPN decides; only HTTP/1.1 when
+    /// `http1_only` (an upgrade).
+    Tls {
+        client: &'a TlsClient,
+        http1_only: bool,
+    },
+}
+
 impl ServerPool {
     /// A ready connection: a pooled one if any is alive, else a new one.
     pub async fn checkout(
         &self,
         addr: &Authority,
-        h2c: bool,
+        wire: Wire<'_>,
         config: &TransportConfig,
     ) -> Result<Sender, ConnectError> {
-        if h2c {
-            return self.checkout_h2(addr, config).await.map(Sender::Http2);
-        }
-        while let Some(idle) = self.pop_idle(config.idle_conn_timeout) {
+        let tls = match wire {
+            Wire::Http1 => None,
+            Wire::H2c => return self.checkout_h2c(addr, config).await.map(Sender::Http2),
+            Wire::Tls { client, http1_only } => {
+                if !http1_only && let Some(sender) = self.ready_h2().await {
+                    return Ok(Sender::Http2(sender));
+                }
+                Some((client, http1_only))
+            }
+        };
+        while let Some(mut idle) = self.pop_idle(config.idle_conn_timeout) {
             if idle.conn.is_usable() {
                 return Ok(Sender::Http1(idle.conn));
             }
         }
         let stream = connect(addr, config).await?;
+        let Some((client, http1_only)) = tls else {
+            return Ok(Sender::Http1(h1::Conn::new(stream)));
+        };
+        let stream = client
+            .connect(addr.host(), stream, http1_only)
+            .await
+            .map_err(|source| ConnectError::Tls {
+                addr: addr.to_string(),
+                source,
+            })?;
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            return self.handshake_h2(addr, stream).await.map(Sender::Http2);
+        }
         Ok(Sender::Http1(h1::Conn::new(stream)))
     }
 
@@ -140,22 +182,36 @@ impl ServerPool {
         *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    async fn checkout_h2(
+    /// The shared HTTP/2 connection, if it is open and can take a stream.
+    async fn ready_h2(&self) -> Option<http2::SendRequest<Body>> {
+        let mut sender = self.h2.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        (!sender.is_closed() && sender.ready().await.is_ok()).then_some(sender)
+    }
+
+    async fn checkout_h2c(
         &self,
         addr: &Authority,
         config: &TransportConfig,
     ) -> Result<http2::SendRequest<Body>, ConnectError> {
-        let existing = self.h2.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(mut sender) = existing
-            && !sender.is_closed()
-            && sender.ready().await.is_ok()
-        {
+        if let Some(sender) = self.ready_h2().await {
             return Ok(sender);
         }
-        let io = TokioIo::new(connect(addr, config).await?);
+        let stream = connect(addr, config).await?;
+        self.handshake_h2(addr, stream).await
+    }
+
+    /// Starts HTTP/2 on a new connection and makes it the shared one.
+    async fn handshake_h2<I>(
+        &self,
+        addr: &Authority,
+        io: I,
+    ) -> Result<http2::SendRequest<Body>, ConnectError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .handshake(io)
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|source| ConnectError::Handshake {
                 addr: addr.to_string(),
@@ -192,7 +248,7 @@ mod tests {
 
     async fn checkout_h1(pool: &ServerPool, addr: &Authority) -> Box<h1::Conn> {
         match pool
-            .checkout(addr, false, &TransportConfig::default())
+            .checkout(addr, Wire::Http1, &TransportConfig::default())
             .await
         {
             Ok(Sender::Http1(conn)) => conn,

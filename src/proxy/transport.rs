@@ -1,7 +1,10 @@
 //! Settings for connections to backends, one set per `serversTransport`.
 //! The connections themselves live in each server's pool (`proxy::pool`).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use crate::tls::client::{ClientSettings, ClientSettingsError, TlsClient};
 
 /// Traefik's `serversTransport` settings escale honours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +14,8 @@ pub struct TransportConfig {
     pub response_header_timeout: Option<Duration>,
     pub idle_conn_timeout: Duration,
     pub max_idle_conns_per_host: usize,
+    /// For `https://` servers.
+    pub tls: ClientSettings,
 }
 
 impl Default for TransportConfig {
@@ -21,6 +26,7 @@ impl Default for TransportConfig {
             response_header_timeout: None,
             idle_conn_timeout: Duration::from_secs(90),
             max_idle_conns_per_host: 200,
+            tls: ClientSettings::default(),
         }
     }
 }
@@ -28,10 +34,24 @@ impl Default for TransportConfig {
 #[derive(Debug)]
 pub struct Transport {
     pub config: TransportConfig,
+    /// Built when a service with `https://` servers first uses the
+    /// transport: most never need it, and the system's CAs take memory.
+    tls: OnceLock<Result<Arc<TlsClient>, ClientSettingsError>>,
 }
 
 impl Transport {
     pub fn new(config: TransportConfig) -> Self {
-        Transport { config }
+        Transport {
+            config,
+            tls: OnceLock::new(),
+        }
+    }
+
+    /// The TLS client for `https://` servers, or why the settings cannot
+    /// make one.
+    pub fn tls(&self) -> Result<&Arc<TlsClient>, &ClientSettingsError> {
+        self.tls
+            .get_or_init(|| TlsClient::build(&self.config.tls).map(Arc::new))
+            .as_ref()
     }
 }

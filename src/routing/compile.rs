@@ -19,9 +19,11 @@ use crate::config::dynamic::{
     LoadBalancer, Middleware, Router, RuleSyntax, ServersTransport, Service, TlsConfig,
 };
 use crate::health::ActiveCheck;
+use crate::health::config::ProbeTls;
 use crate::middleware::{self, Layer, Lookup};
 use crate::provider::{ConfigIssue, Snapshot};
 use crate::proxy::transport::{Transport, TransportConfig};
+use crate::tls::client::ClientSettings;
 use crate::rules;
 
 /// Routes of one entrypoint before indexing: plain, then TLS.
@@ -531,6 +533,18 @@ fn transport_config(t: &ServersTransport, default: &TransportConfig) -> Transpor
     if let Some(n) = t.max_idle_conns_per_host {
         c.max_idle_conns_per_host = usize::try_from(n).unwrap_or(0);
     }
+    // A named transport's TLS settings replace the static ones, as in
+    // Traefik, where it is a transport of its own.
+    c.tls = ClientSettings {
+        server_name: t.server_name.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+        root_cas: t.root_cas.clone(),
+        certificates: t.certificates.clone(),
+        cipher_suites: t.cipher_suites.clone(),
+        min_version: t.min_version.clone(),
+        max_version: t.max_version.clone(),
+        disable_http2: t.disable_http2.unwrap_or(false),
+    };
     c
 }
 
@@ -598,6 +612,24 @@ fn build_service(
             return (None, errors);
         }
     };
+    if servers.iter().any(|s| s.tls) {
+        if let Err(e) = transport.tls() {
+            errors.push(format!(
+                "serversTransport \"{transport_name}\" cannot make TLS connections to its https servers: {e}"
+            ));
+            return (None, errors);
+        }
+        // Pooled TLS connections were made with the settings of the
+        // transport they were opened by.
+        let before = previous
+            .and_then(|p| p.services.get(name))
+            .map(|s| &s.transport);
+        if before.is_some_and(|b| !Arc::ptr_eq(b, &transport)) {
+            for server in servers.iter().filter(|s| s.tls) {
+                server.pool.clear();
+            }
+        }
+    }
     let strategy = match Strategy::parse(lb.strategy.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -609,6 +641,18 @@ fn build_service(
         .health_check
         .as_ref()
         .and_then(|hc| match ActiveCheck::from_config(hc) {
+            Ok(mut c) if c.uses_tls(&servers) => match transport.tls() {
+                Ok(client) => {
+                    c.tls = ProbeTls(Some(client.clone()));
+                    Some(Arc::new(c))
+                }
+                Err(e) => {
+                    errors.push(format!(
+                        "healthCheck over https: serversTransport \"{transport_name}\": {e}"
+                    ));
+                    None
+                }
+            },
             Ok(c) => Some(Arc::new(c)),
             Err(es) => {
                 // The service still serves, without the broken check.

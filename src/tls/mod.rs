@@ -9,6 +9,7 @@
 //! server configuration. A connection gets the one of the routers whose
 //! `Host` names its SNI, as in Traefik; `default` otherwise.
 
+pub mod client;
 pub mod options;
 
 use std::collections::HashMap;
@@ -59,6 +60,28 @@ fn pem_bytes(value: &str, what: &'static str) -> Result<Vec<u8>, TlsError> {
         path: value.to_string(),
         source,
     })
+}
+
+/// CA certificates from PEM files or PEM text; `key` names the setting in
+/// errors.
+fn ca_store(files: &[String], key: &str) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for file in files {
+        let pem = pem_bytes(file, "CA file").map_err(|e| format!("{key}: {e}"))?;
+        let shown = display_name(file);
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("{key} `{shown}`: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{key} `{shown}`: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{key} `{shown}` holds no PEM certificate"));
+        }
+    }
+    Ok(roots)
 }
 
 fn display_name(value: &str) -> String {

@@ -15,7 +15,6 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
     SupportedProtocolVersion,
 };
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::dynamic::{ClientAuth, TlsOptions};
@@ -93,7 +92,7 @@ fn version(name: &str, key: &str) -> Result<u8, String> {
     }
 }
 
-fn versions(
+pub(super) fn versions(
     min: Option<&str>,
     max: Option<&str>,
 ) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
@@ -122,7 +121,7 @@ fn versions(
 
 /// The provider's suites: every TLS 1.3 one (Go does not let them be
 /// chosen, and ignores their names here) and the TLS 1.2 ones named.
-fn cipher_suites(
+pub(super) fn cipher_suites(
     provider: &CryptoProvider,
     names: &[String],
 ) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
@@ -242,25 +241,7 @@ fn ca_roots(files: &[String]) -> Result<RootCertStore, String> {
     if files.is_empty() {
         return Err("clientAuth.caFiles is empty: verifying client certificates needs the CAs that sign them".into());
     }
-    let mut roots = RootCertStore::empty();
-    for file in files {
-        let pem = super::pem_bytes(file, "clientAuth.caFiles").map_err(|e| e.to_string())?;
-        let shown = super::display_name(file);
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("clientAuth.caFiles `{shown}`: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("clientAuth.caFiles `{shown}`: {e}"))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "clientAuth.caFiles `{shown}` holds no PEM certificate"
-            ));
-        }
-    }
-    Ok(roots)
+    super::ca_store(files, "clientAuth.caFiles")
 }
 
 /// Go's `RequestClientCert` and `RequireAnyClientCert`: a certificate is

@@ -281,7 +281,7 @@ pub enum FieldMode {
 }
 
 /// The default transport to backends (`serversTransport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServersTransport {
     pub max_idle_conns_per_host: usize,
     /// `None` means no limit.
@@ -289,6 +289,9 @@ pub struct ServersTransport {
     pub response_header_timeout: Option<Duration>,
     pub idle_conn_timeout: Option<Duration>,
     pub insecure_skip_verify: bool,
+    /// CAs (paths or PEM text) for `https://` servers, instead of the
+    /// system's.
+    pub root_cas: Vec<String>,
 }
 
 /// Where the configuration came from.

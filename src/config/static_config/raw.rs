@@ -55,7 +55,7 @@ pub struct RawServersTransport {
     pub forwarding_timeouts: Option<RawForwardingTimeouts>,
     pub insecure_skip_verify: Option<bool>,
     #[serde(rename = "rootCAs")]
-    pub root_cas: Option<Unsupported>,
+    pub root_cas: Option<Vec<String>>,
     pub spiffe: Option<Unsupported>,
 }
 

@@ -644,6 +644,7 @@ impl Checker {
             response_header_timeout: limit(ft.response_header_timeout, Duration::ZERO),
             idle_conn_timeout: limit(ft.idle_conn_timeout, Duration::from_secs(90)),
             insecure_skip_verify: raw.insecure_skip_verify.unwrap_or(false),
+            root_cas: raw.root_cas.unwrap_or_default(),
         }
     }
 }
