@@ -22,6 +22,10 @@
 //! - `--delay-ms MS` (`WHOAMI_DELAY_MS`) delays every answer but `/health` by default, so
 //!   that backends of different speeds can be compared; `?wait=` overrides it.
 //!
+//! With `--tls-cert`/`--tls-key` (or `--tls-self-signed`) every connection is TLS, with HTTP/2
+//! or HTTP/1.1 by ALPN (`--tls-alpn`); `--tls-client-ca` requires a client certificate that
+//! CA signed. Answers then add `TLS-Sni:` and `TLS-Client-Cert:` lines.
+//!
 //! SIGTERM/SIGINT close the listener at once (new connections are refused), let in-flight
 //! requests finish (bounded by `--grace`), close WebSocket sessions with 1001, and exit 0.
 //!
@@ -78,6 +82,22 @@ struct Args {
     /// Milliseconds every answer but `/health` waits when the request has no `?wait=`.
     #[arg(long, env = "WHOAMI_DELAY_MS", default_value_t = 0)]
     delay_ms: u64,
+    /// Serve TLS with this certificate chain (PEM file)...
+    #[arg(long, env = "WHOAMI_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// ...and this private key (PEM file).
+    #[arg(long, env = "WHOAMI_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a generated self-signed certificate for `localhost`, `whoami`, the
+    /// hostname and 127.0.0.1.
+    #[arg(long, env = "WHOAMI_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Require client certificates signed by this CA (PEM file).
+    #[arg(long, env = "WHOAMI_TLS_CLIENT_CA")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// ALPN protocols offered, comma-separated.
+    #[arg(long, env = "WHOAMI_TLS_ALPN", default_value = "h2,http/1.1")]
+    tls_alpn: String,
 }
 
 /// Largest WebSocket frame payload accepted; bigger frames close the session with 1009.
@@ -132,10 +152,17 @@ impl Drop for SessionGuard {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Conn {
     remote: SocketAddr,
     local: SocketAddr,
+    tls: Option<Arc<TlsSeen>>,
+}
+
+/// What a TLS handshake told.
+struct TlsSeen {
+    sni: Option<String>,
+    client_cert: bool,
 }
 
 type Out = Either<Full<Bytes>, PatternBody>;
@@ -162,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
         stop: stop_rx,
     });
 
+    let tls = tls_acceptor(&args)?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
@@ -183,16 +211,26 @@ async fn main() -> anyhow::Result<()> {
                 };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(addr);
-                let conn = Conn { remote, local };
                 let state = state.clone();
-                let service = service_fn(move |req| handle(req, conn, state.clone()));
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let watched = graceful.watch(connection);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let acceptor = tls.clone();
                 tokio::spawn(async move {
-                    // Client resets are routine for a test backend; nothing to report.
-                    let _ = watched.await;
+                    let Some(acceptor) = acceptor else {
+                        let conn = Conn { remote, local, tls: None };
+                        serve(&builder, watcher, stream, conn, state).await;
+                        return;
+                    };
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let session = stream.get_ref().1;
+                    let seen = TlsSeen {
+                        sni: session.server_name().map(str::to_string),
+                        client_cert: session.peer_certificates().is_some_and(|c| !c.is_empty()),
+                    };
+                    let conn = Conn { remote, local, tls: Some(Arc::new(seen)) };
+                    serve(&builder, watcher, stream, conn, state).await;
                 });
             }
             () = &mut shutdown => break,
@@ -214,6 +252,75 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("whoami: grace period elapsed, exiting with requests in flight");
     }
     Ok(())
+}
+
+/// Serves one connection until it ends or the shutdown drains it.
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    conn: Conn,
+    state: Arc<State>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(req, conn.clone(), state.clone()));
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    // Client resets are routine for a test backend; nothing to report.
+    let _ = watcher.watch(connection).await;
+}
+
+/// The TLS acceptor the flags ask for, if any.
+fn tls_acceptor(args: &Args) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (chain, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (
+            CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?,
+            PrivateKeyDer::from_pem_file(key)?,
+        ),
+        _ if args.tls_self_signed => {
+            let names = vec![
+                "localhost".to_string(),
+                "whoami".to_string(),
+                hostname(),
+                "127.0.0.1".to_string(),
+            ];
+            let generated = rcgen::generate_simple_self_signed(names)?;
+            (
+                vec![generated.cert.der().clone()],
+                PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+        _ => return Ok(None),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &args.tls_client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca)? {
+                roots.add(cert?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = args
+        .tls_alpn
+        .split(',')
+        .map(|p| p.trim().as_bytes().to_vec())
+        .filter(|p| !p.is_empty())
+        .collect();
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }
 
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
@@ -397,6 +504,7 @@ struct Info {
     host: String,
     headers: Vec<(String, Vec<String>)>,
     env: BTreeMap<String, String>,
+    tls: Option<Arc<TlsSeen>>,
 }
 
 impl Info {
@@ -427,6 +535,7 @@ impl Info {
             host,
             headers: canonical_headers(req.headers()),
             env: state.env.clone(),
+            tls: conn.tls.clone(),
         }
     }
 
@@ -441,6 +550,10 @@ impl Info {
             let _ = writeln!(s, "IP: {ip}");
         }
         let _ = writeln!(s, "RemoteAddr: {}", self.remote);
+        if let Some(tls) = &self.tls {
+            let _ = writeln!(s, "TLS-Sni: {}", tls.sni.as_deref().unwrap_or("-"));
+            let _ = writeln!(s, "TLS-Client-Cert: {}", tls.client_cert);
+        }
         let target = if self.query.is_empty() {
             self.path.clone()
         } else {

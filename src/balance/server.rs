@@ -302,7 +302,10 @@ mod tests {
             "must use http, https or h2c"
         );
         let u = Upstream::parse("https://backend").unwrap();
-        assert_eq!((u.scheme, u.authority.as_str()), (Scheme::HTTPS, "backend:443"));
+        assert_eq!(
+            (u.scheme, u.authority.as_str()),
+            (Scheme::HTTPS, "backend:443")
+        );
         assert!(ServerState::new("https://10.0.0.1", 1, None).unwrap().tls);
         assert!(!ServerState::new("h2c://10.0.0.1", 1, None).unwrap().tls);
         assert!(Upstream::parse("h2c://10.0.0.1:80").is_ok());

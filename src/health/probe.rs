@@ -130,9 +130,10 @@ async fn once(
         ProbeScheme::Http => exchange(check, target, host, stream, false).await,
         ProbeScheme::H2c => exchange(check, target, host, stream, true).await,
         ProbeScheme::Https => {
-            let client = check.tls.0.as_ref().ok_or_else(|| {
-                ProbeError::Request("no TLS settings for an https probe".into())
-            })?;
+            let client =
+                check.tls.0.as_ref().ok_or_else(|| {
+                    ProbeError::Request("no TLS settings for an https probe".into())
+                })?;
             let server_host = target
                 .authority
                 .rsplit_once(':')

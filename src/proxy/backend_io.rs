@@ -53,7 +53,9 @@ impl BackendIo {
                 Poll::Ready(Ok(())) => {
                     let mut probe = [0u8; 1];
                     let mut buf = ReadBuf::new(&mut probe);
-                    Pin::new(&mut **io).poll_read(&mut cx, &mut buf).is_pending()
+                    Pin::new(&mut **io)
+                        .poll_read(&mut cx, &mut buf)
+                        .is_pending()
                 }
             },
         }

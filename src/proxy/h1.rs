@@ -22,13 +22,13 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use super::backend_io::BackendIo;
+use super::body::{Body, BoxError};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::ext::ReasonPhrase;
-use super::backend_io::BackendIo;
-use super::body::{Body, BoxError};
 
 /// Most headers a response head may carry (hyper's default).
 const MAX_HEADERS: usize = 100;

@@ -47,8 +47,8 @@ macro_rules! write_through {
 }
 
 pub mod accept;
-pub mod backend_io;
 pub mod access_log;
+pub mod backend_io;
 pub mod body;
 pub mod composite;
 pub mod error;

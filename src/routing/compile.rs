@@ -23,8 +23,8 @@ use crate::health::config::ProbeTls;
 use crate::middleware::{self, Layer, Lookup};
 use crate::provider::{ConfigIssue, Snapshot};
 use crate::proxy::transport::{Transport, TransportConfig};
-use crate::tls::client::ClientSettings;
 use crate::rules;
+use crate::tls::client::ClientSettings;
 
 /// Routes of one entrypoint before indexing: plain, then TLS.
 type PlainAndTls = (Vec<Arc<Route>>, Vec<Arc<Route>>);

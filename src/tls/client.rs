@@ -106,13 +106,13 @@ impl TlsClient {
             .iter()
             .map(|c| super::load_certificate(c).map_err(|e| format!("certificates: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let server_name = match s.server_name.as_str() {
-            "" => None,
-            name => Some(
-                ServerName::try_from(name.to_string())
-                    .map_err(|_| format!("serverName `{name}` is not a DNS name or an IP address"))?,
-            ),
-        };
+        let server_name =
+            match s.server_name.as_str() {
+                "" => None,
+                name => Some(ServerName::try_from(name.to_string()).map_err(|_| {
+                    format!("serverName `{name}` is not a DNS name or an IP address")
+                })?),
+            };
         let config = |alpn: &[&[u8]]| -> Result<TlsConnector, String> {
             let builder = ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&versions)
@@ -256,5 +256,82 @@ impl ResolvesClientCert for ClientCerts {
 
     fn has_certs(&self) -> bool {
         !self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(settings: ClientSettings) -> String {
+        TlsClient::build(&settings).unwrap_err().0
+    }
+
+    #[test]
+    fn settings_that_cannot_work_name_their_key() {
+        assert!(TlsClient::build(&ClientSettings::default()).is_ok());
+        let e = error_of(ClientSettings {
+            root_cas: vec!["/nonexistent/ca.pem".into()],
+            ..Default::default()
+        });
+        assert!(
+            e.starts_with("rootCAs: cannot read CA file `/nonexistent/ca.pem`"),
+            "{e}"
+        );
+        let e = error_of(ClientSettings {
+            root_cas: vec![
+                "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into(),
+            ],
+            ..Default::default()
+        });
+        assert!(e.starts_with("rootCAs `<inline PEM>`"), "{e}");
+        let e = error_of(ClientSettings {
+            cipher_suites: vec!["TLS_RSA_WITH_RC4_128_SHA".into()],
+            ..Default::default()
+        });
+        assert!(e.contains("`TLS_RSA_WITH_RC4_128_SHA`"), "{e}");
+        let e = error_of(ClientSettings {
+            min_version: Some("VersionTLS13".into()),
+            max_version: Some("VersionTLS12".into()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("minVersion `VersionTLS13` is above maxVersion"),
+            "{e}"
+        );
+        let e = error_of(ClientSettings {
+            server_name: "not a name".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            e,
+            "serverName `not a name` is not a DNS name or an IP address"
+        );
+        let e = error_of(ClientSettings {
+            certificates: vec![TlsCertificate {
+                cert_file: "/nonexistent/client.pem".into(),
+                key_file: "/nonexistent/client.key".into(),
+                stores: vec![],
+            }],
+            ..Default::default()
+        });
+        assert!(e.starts_with("certificates: cannot read certFile"), "{e}");
+    }
+
+    #[test]
+    fn url_hosts_become_server_names() {
+        assert!(matches!(
+            url_host_name("backend.internal").unwrap(),
+            ServerName::DnsName(_)
+        ));
+        assert!(matches!(
+            url_host_name("10.0.0.7").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            url_host_name("[fd00::7]").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(url_host_name("bad host").is_err());
     }
 }
