@@ -8,7 +8,8 @@
 #   cp docker/whoami.Dockerfile "$ctx/Dockerfile"
 #   DOCKER_BUILDKIT=0 docker build -t escale-whoami:dev "$ctx"
 #
-# Settings come from the environment: WHOAMI_NAME, WHOAMI_ENV_PREFIX, WHOAMI_PORT.
+# Settings come from the environment: WHOAMI_NAME, WHOAMI_ENV_PREFIX, WHOAMI_PORT, and
+# WHOAMI_TLS_SELF_SIGNED=true (or WHOAMI_TLS_CERT/WHOAMI_TLS_KEY) to serve TLS.
 FROM scratch
 LABEL io.escale.image=whoami
 COPY whoami /whoami

@@ -219,6 +219,57 @@ fn scale_reaches_exactly_the_live_replicas() {
     );
 }
 
+/// Tasks that serve TLS (`scheme=https` in v3 labels, `traefik.protocol=https`
+/// in v1 ones) are reached over TLS at their task IPs, HTTP/2 by ALPN for
+/// the v3 one; the static `serversTransport.insecureSkipVerify` takes their
+/// self-signed certificates, as Traefik users set it for such backends.
+#[test]
+fn https_tasks_are_reached_over_tls() {
+    let _serial = serial();
+    let mut env = Env::new("https");
+    env.start_proxy(&[
+        "--providers.swarm=true",
+        "--serversTransport.insecureSkipVerify=true",
+    ]);
+    let mut v3 = v3_host_labels("secure", "secure.test");
+    v3.push((
+        "traefik.http.services.secure.loadbalancer.server.scheme".into(),
+        "https".into(),
+    ));
+    let tls_env = ["--env", "WHOAMI_TLS_SELF_SIGNED=true"];
+    let secure = env.create_service("secure", 2, &labels_of(&v3), &tls_env);
+    let mut v1 = v1_labels("legacy", "Host:legacy.test");
+    v1.push(("traefik.protocol".into(), "https".into()));
+    let legacy = env.create_service("legacy", 1, &labels_of(&v1), &tls_env);
+    let plain = env.create_service("plain", 1, &labels_of(&v3_host_labels("plain", "plain.test")), &[]);
+    for (svc, n) in [(&secure, 2), (&legacy, 1), (&plain, 1)] {
+        env.wait_running(svc, n);
+    }
+    for host in ["secure.test", "legacy.test", "plain.test"] {
+        assert!(
+            env.wait_status(host, "/", 200, Duration::from_secs(5)).is_some(),
+            "{host} never answered 200; logs:\n{}",
+            env.proxy_logs()
+        );
+    }
+    let r = env.get("secure.test", "/v3").expect("request");
+    assert_eq!(r.name(), Some("secure"), "{}", r.body);
+    assert_eq!(r.request_line(), Some("GET /v3 HTTP/2.0"), "{}", r.body);
+    // Task IPs carry no SNI, as Go's client sends none for an address.
+    assert_eq!(r.line("TLS-Sni: "), Some("-"), "{}", r.body);
+    let ips = env.wait_running(&secure, 2);
+    let reached = wait_for(Duration::from_secs(2), Duration::from_millis(50), || {
+        (env.sample_ips("secure.test", "/", &ips, 20) == ips).then_some(())
+    });
+    assert!(reached.is_some(), "every TLS task is reached: {ips:?}");
+
+    let r = env.get("legacy.test", "/v1").expect("request");
+    assert_eq!(r.name(), Some("legacy"), "{}", r.body);
+    assert_eq!(r.line("TLS-Client-Cert: "), Some("false"), "{}", r.body);
+    let r = env.get("plain.test", "/").expect("request");
+    assert_eq!(r.line("TLS-Sni: "), None, "a plain task is reached in plain text");
+}
+
 /// Point 4: A new service answers within 1 s of its tasks running; a removed one
 /// answers 404 within 1 s; a label change applies within 1 s.
 #[test]
