@@ -241,13 +241,19 @@ fn https_tasks_are_reached_over_tls() {
     let mut v1 = v1_labels("legacy", "Host:legacy.test");
     v1.push(("traefik.protocol".into(), "https".into()));
     let legacy = env.create_service("legacy", 1, &labels_of(&v1), &tls_env);
-    let plain = env.create_service("plain", 1, &labels_of(&v3_host_labels("plain", "plain.test")), &[]);
+    let plain = env.create_service(
+        "plain",
+        1,
+        &labels_of(&v3_host_labels("plain", "plain.test")),
+        &[],
+    );
     for (svc, n) in [(&secure, 2), (&legacy, 1), (&plain, 1)] {
         env.wait_running(svc, n);
     }
     for host in ["secure.test", "legacy.test", "plain.test"] {
         assert!(
-            env.wait_status(host, "/", 200, Duration::from_secs(5)).is_some(),
+            env.wait_status(host, "/", 200, Duration::from_secs(5))
+                .is_some(),
             "{host} never answered 200; logs:\n{}",
             env.proxy_logs()
         );
@@ -267,7 +273,11 @@ fn https_tasks_are_reached_over_tls() {
     assert_eq!(r.name(), Some("legacy"), "{}", r.body);
     assert_eq!(r.line("TLS-Client-Cert: "), Some("false"), "{}", r.body);
     let r = env.get("plain.test", "/").expect("request");
-    assert_eq!(r.line("TLS-Sni: "), None, "a plain task is reached in plain text");
+    assert_eq!(
+        r.line("TLS-Sni: "),
+        None,
+        "a plain task is reached in plain text"
+    );
 }
 
 /// Point 4: A new service answers within 1 s of its tasks running; a removed one

@@ -101,7 +101,7 @@ async fn untyped_server() -> String {
     format!("http://{addr}")
 }
 
-fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
+fn dynamic(a: &str, b: &str, auth: &str, untyped: &str, tls: &str) -> String {
     let alice_ha1 = md5_hex("alice:traefik:wonderland");
     // admin:admin in bcrypt, apr1 and sha1 forms.
     format!(
@@ -268,7 +268,33 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       rule: "Host(`prio.test`) || Host(`other-prio.test`)"
       priority: 100
       service: b
+    tls-insecure:
+      rule: "Host(`tls.test`)"
+      service: tls-insecure
+    tls-http1:
+      rule: "Host(`tls1.test`)"
+      service: tls-http1
+    tls-verified:
+      rule: "Host(`tlsverify.test`)"
+      service: tls-verified
+    dead:
+      rule: "Host(`dead.test`)"
+      service: dead
   services:
+    tls-insecure:
+      loadBalancer:
+        serversTransport: insecure
+        servers:
+          - url: "{tls}"
+    tls-http1:
+      loadBalancer:
+        serversTransport: insecure-http1
+        servers:
+          - url: "{tls}"
+    tls-verified:
+      loadBalancer:
+        servers:
+          - url: "{tls}"
     a:
       loadBalancer:
         servers:
@@ -318,6 +344,12 @@ fn dynamic(a: &str, b: &str, auth: &str, untyped: &str) -> String {
       loadBalancer:
         servers:
           - url: "{untyped}"
+  serversTransports:
+    insecure:
+      insecureSkipVerify: true
+    insecure-http1:
+      insecureSkipVerify: true
+      disableHTTP2: true
   middlewares:
     strip-api:
       stripPrefix:
@@ -435,6 +467,13 @@ fn cases() -> Vec<Case> {
     let mut v = vec![
         case("GET", "a.test", "/"),
         case("GET", "A.Test", "/mixed/Case"),
+        // TLS to backends: HTTP/2 by ALPN, HTTP/1.1 with disableHTTP2, and
+        // a self-signed certificate refused by the default transport.
+        case("GET", "tls.test", "/secure?x=1"),
+        case("GET", "tls1.test", "/secure"),
+        case("GET", "tlsverify.test", "/"),
+        // The proxy's own 502.
+        case("GET", "dead.test", "/"),
         // Services over services: a sticky weighted one (its cookie), a
         // failover caught by status or by the proxy's own 502, a mirroring.
         case("GET", "wsticky.test", "/"),
@@ -599,6 +638,9 @@ struct Seen {
     www_authenticate: Option<String>,
     set_cookie: Option<String>,
     body_if_short: Option<String>,
+    /// The SNI a TLS backend saw (`-`: none).
+    tls_sni: Option<String>,
+    nosniff: Option<String>,
 }
 
 /// `key="value"` pairs of `keys` with their value replaced by `…`.
@@ -685,6 +727,11 @@ async fn observe(base: &str, c: &Case, port_a: &str, port_b: &str) -> Seen {
         status: r.status,
         backend: r.echo("Name"),
         request_line: r.request_line(),
+        tls_sni: r.echo("TLS-Sni"),
+        nosniff: r
+            .headers
+            .get("x-content-type-options")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
         host: r.echo("Host"),
         forwarded_prefix: r.echo("X-Forwarded-Prefix"),
         added_header: r.echo("X-Added"),
@@ -732,7 +779,10 @@ async fn same_answers_as_traefik() {
     let b = Whoami::start("b");
     let auth = auth_server().await;
     let untyped = untyped_server().await;
-    let yaml = dynamic(&a.url(), &b.url(), &auth, &untyped);
+    // A TLS backend with a self-signed certificate.
+    let tls = Whoami::start_with("tls", 0, &["--tls-self-signed"]);
+    let tls_url = format!("https://{}", tls.addr);
+    let yaml = dynamic(&a.url(), &b.url(), &auth, &untyped, &tls_url);
     let esc = Escale::start(&yaml, &[]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -766,6 +816,7 @@ async fn same_answers_as_traefik() {
     let (mut reached_backend, mut prefixed, mut redirected, mut refused) = (0, 0, 0, 0);
     let (mut forbidden, mut encoded, mut authorized, mut sent_to_sign_in) = (0, 0, 0, 0);
     let (mut error_pages, mut guessed, mut limited, mut fell_back) = (0, 0, 0, 0);
+    let mut over_tls = Vec::new();
     for c in &cases {
         let (tp, ep) = (port.to_string(), esc.web.port().to_string());
         let t = observe(&traefik_base, c, &tp, &ep).await;
@@ -775,6 +826,9 @@ async fn same_answers_as_traefik() {
         refused += usize::from(t.status == 401 || t.status == 404);
         forbidden += usize::from(t.status == 403);
         limited += usize::from(t.status == 429);
+        if t.backend.as_deref() == Some("tls") {
+            over_tls.extend(t.request_line.clone());
+        }
         fell_back +=
             usize::from(c.headers[0].1.starts_with("fo") && t.backend.as_deref() == Some("b"));
         guessed += usize::from(c.headers[0].1 == "ct.test" && t.content_type.is_some());
@@ -820,6 +874,11 @@ async fn same_answers_as_traefik() {
     assert!(
         fell_back >= 3,
         "{fell_back} answers of a failover's fallback"
+    );
+    assert_eq!(
+        over_tls,
+        ["GET /secure?x=1 HTTP/2.0", "GET /secure HTTP/1.1"],
+        "the TLS backend reached by HTTP/2 and by HTTP/1.1"
     );
     assert!(refused >= 3, "{refused} 401/404 answers");
     // ipAllowList: deny.test, and depth.test twice.

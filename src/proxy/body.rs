@@ -210,6 +210,17 @@ pub fn text_response(status: http::StatusCode, text: impl Into<Bytes>) -> http::
     res
 }
 
+/// A response as Go's `http.Error` writes it (Traefik's 404 and its
+/// load balancer's 503): plain text, not to be sniffed.
+pub fn go_error_response(status: http::StatusCode, text: &'static str) -> http::Response<Body> {
+    let mut res = text_response(status, text);
+    res.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
 /// A response with the short text Go handlers write after `WriteHeader`
 /// (the status text, mostly), without `Content-Type`: Traefik 3 turns Go's
 /// guess off, so its middlewares' own answers carry none.

@@ -20,7 +20,7 @@ use http::header;
 use http::{StatusCode, request};
 use http_body_util::BodyExt;
 
-use super::body::{Body, BoxError, text_response};
+use super::body::{Body, BoxError, go_error_response};
 use super::error::ProxyError;
 use super::forward::{self, ClientSide, Forwarded};
 use crate::middleware::{NoXForwardedFor, RetryPolicy};
@@ -51,7 +51,7 @@ pub fn serve<'a>(
 
 /// An answer of the composite service itself, not of a server.
 fn answer(status: StatusCode, text: &'static str) -> Forwarded {
-    Forwarded::local(Ok(text_response(status, text)))
+    Forwarded::local(Ok(go_error_response(status, text)))
 }
 
 async fn weighted(

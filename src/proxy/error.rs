@@ -4,7 +4,7 @@
 
 use http::StatusCode;
 
-use super::body::{Body, text_response};
+use super::body::{Body, go_error_response, text_response, untyped_text_response};
 use super::pool::ConnectError;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +39,15 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoServer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect(ConnectError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Connect(ConnectError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                StatusCode::GATEWAY_TIMEOUT
+            ProxyError::Connect(
+                ConnectError::Io { source, .. } | ConnectError::Tls { source, .. },
+            ) if source.kind() == std::io::ErrorKind::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+            // escale refused the server's certificate: a matter of
+            // configuration, which Traefik answers with a 500 (Go's TLS
+            // errors are no network errors; an alert from the server is
+            // one, a 502).
+            ProxyError::Connect(ConnectError::Tls { source, .. }) if is_tls_refusal(source) => {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
             ProxyError::Connect(_) => StatusCode::BAD_GATEWAY,
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -68,18 +73,27 @@ impl ProxyError {
             }
             _ => {}
         }
-        let body: &'static str = match status {
-            StatusCode::NOT_FOUND => "404 page not found\n",
-            StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable",
-            StatusCode::GATEWAY_TIMEOUT => "Gateway Timeout",
-            StatusCode::BAD_GATEWAY => "Bad Gateway",
-            StatusCode::BAD_REQUEST => "Bad Request",
-            StatusCode::NOT_IMPLEMENTED => "Not Implemented",
-            StatusCode::EXPECTATION_FAILED => "Expectation Failed",
-            _ => "Internal Server Error",
-        };
-        text_response(status, body)
+        // As Traefik: Go's `http.Error` for a missing route or server; the
+        // bare status text, with no type, for a failed forward.
+        match status {
+            StatusCode::NOT_FOUND => go_error_response(status, "404 page not found\n"),
+            StatusCode::SERVICE_UNAVAILABLE => go_error_response(status, "no available server\n"),
+            StatusCode::BAD_REQUEST => text_response(status, "Bad Request"),
+            StatusCode::NOT_IMPLEMENTED => text_response(status, "Not Implemented"),
+            StatusCode::EXPECTATION_FAILED => text_response(status, "Expectation Failed"),
+            StatusCode::GATEWAY_TIMEOUT => untyped_text_response(status, "Gateway Timeout"),
+            StatusCode::BAD_GATEWAY => untyped_text_response(status, "Bad Gateway"),
+            _ => untyped_text_response(status, "Internal Server Error"),
+        }
     }
+}
+
+/// Whether a TLS handshake failed on escale's side (rustls refused what
+/// the server sent) rather than on the network or by the server's alert.
+fn is_tls_refusal(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| !matches!(e, rustls::Error::AlertReceived(_)))
 }
 
 /// An error and its sources, as one line: hyper's own message ("error
@@ -141,5 +155,39 @@ mod tests {
             ProxyError::ResponseTimeout(std::time::Duration::from_secs(1)).status(),
             StatusCode::GATEWAY_TIMEOUT
         );
+    }
+
+    fn tls_failure(source: std::io::Error) -> ProxyError {
+        ProxyError::Connect(ConnectError::Tls {
+            addr: "10.0.0.1:443".into(),
+            source,
+        })
+    }
+
+    #[test]
+    fn tls_failures_are_classified_as_traefik_does() {
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(
+            tls_failure(refused).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let alert = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        );
+        assert_eq!(tls_failure(alert).status(), StatusCode::BAD_GATEWAY);
+        let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "no handshake");
+        assert_eq!(tls_failure(slow).status(), StatusCode::GATEWAY_TIMEOUT);
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(tls_failure(eof).status(), StatusCode::BAD_GATEWAY);
+        // Traefik's own answers: Go's http.Error for 404 and 503, untyped
+        // status text for a failed forward.
+        let res = ProxyError::NoServer.response();
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+        let res = tls_failure(std::io::Error::from(std::io::ErrorKind::ConnectionReset)).response();
+        assert!(res.headers().get("content-type").is_none());
     }
 }

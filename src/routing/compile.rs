@@ -544,6 +544,14 @@ fn transport_config(t: &ServersTransport, default: &TransportConfig) -> Transpor
         min_version: t.min_version.clone(),
         max_version: t.max_version.clone(),
         disable_http2: t.disable_http2.unwrap_or(false),
+        unsupported: [
+            ("peerCertURI", t.peer_cert_uri.is_some()),
+            ("peerCertSANs", t.peer_cert_sans.is_some()),
+            ("spiffe", t.spiffe.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect(),
     };
     c
 }

@@ -39,6 +39,10 @@ pub struct ClientSettings {
     pub min_version: Option<String>,
     pub max_version: Option<String>,
     pub disable_http2: bool,
+    /// Settings escale cannot honour (`peerCertURI`, `peerCertSANs`,
+    /// `spiffe`): each would narrow what is trusted, so a transport that
+    /// sets one makes no TLS connection rather than a laxer one.
+    pub unsupported: Vec<&'static str>,
 }
 
 /// Ready-made client configurations for one transport.
@@ -81,6 +85,11 @@ impl TlsClient {
     }
 
     fn build_inner(s: &ClientSettings) -> Result<Self, String> {
+        if let Some(key) = s.unsupported.first() {
+            return Err(format!(
+                "{key} is not supported by escale: its servers' certificates would be checked less than asked"
+            ));
+        }
         let mut provider = rustls::crypto::ring::default_provider();
         if !s.cipher_suites.is_empty() {
             provider.cipher_suites = super::options::cipher_suites(&provider, &s.cipher_suites)?;
@@ -316,6 +325,15 @@ mod tests {
             ..Default::default()
         });
         assert!(e.starts_with("certificates: cannot read certFile"), "{e}");
+        let e = error_of(ClientSettings {
+            insecure_skip_verify: true,
+            unsupported: vec!["peerCertSANs"],
+            ..Default::default()
+        });
+        assert!(
+            e.starts_with("peerCertSANs is not supported by escale"),
+            "{e}"
+        );
     }
 
     #[test]
