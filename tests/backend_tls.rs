@@ -375,3 +375,40 @@ async fn static_servers_transport_settings_apply_to_the_default_transport() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_asks_https_auth_servers() {
+    // whoami answers 200 to anything: an auth server that lets all through.
+    let auth = Whoami::start_with("auth", 0, &["--tls-self-signed"]);
+    let app = Whoami::start("app");
+    let routers = format!(
+        "    trusted:\n      rule: \"Host(`trusted.test`)\"\n      service: app\n      middlewares: [auth-insecure]\n\
+         \x20   checked:\n      rule: \"Host(`checked.test`)\"\n      service: app\n      middlewares: [auth-checked]\n"
+    );
+    let services = lb("app", &[app.url()]);
+    let address = format!("https://{}/verify", auth.addr);
+    let middlewares = format!(
+        "    auth-insecure:\n      forwardAuth:\n        address: \"{address}\"\n        tls:\n          insecureSkipVerify: true\n\
+         \x20   auth-checked:\n      forwardAuth:\n        address: \"{address}\"\n"
+    );
+    let escale = Escale::start(&routes_yaml(&routers, &services, &middlewares), &[]);
+    wait_status(
+        "trusted routed",
+        &escale.url("/"),
+        "trusted.test",
+        200,
+        Duration::from_secs(10),
+    )
+    .await;
+    let a = get(&escale.url("/page"), "trusted.test").await;
+    assert_eq!(a.echo("Name").as_deref(), Some("app"), "{}", a.body);
+    // The self-signed certificate is refused by the default check: the
+    // auth server cannot be asked, and the request is not let through.
+    let a = get(&escale.url("/page"), "checked.test").await;
+    assert_eq!(a.status, 500, "{}", a.body);
+    let log = escale.log_text();
+    assert!(
+        log.contains("forwardAuth: error calling the auth server") && log.contains("UnknownIssuer"),
+        "{log}"
+    );
+}

@@ -685,12 +685,30 @@ pub struct ForwardAuth {
     pub forward_body: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_size: Option<i64>,
-    /// Refused when set: https auth servers are not supported.
+    /// For an `https` auth server.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<Unsupported>,
+    pub tls: Option<ClientTls>,
     /// Names the user in Traefik's access log; not in escale's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_field: Option<Unsupported>,
+}
+
+/// Traefik's `ClientTLS`: how a side request (`forwardAuth`) checks and
+/// presents certificates. Files or PEM text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientTls {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ca: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cert: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+    /// Deprecated in Traefik, where it does nothing for a client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_optional: Option<Unsupported>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

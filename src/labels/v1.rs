@@ -27,9 +27,9 @@ use super::{
 };
 use crate::config::duration::GoDuration;
 use crate::config::dynamic::{
-    BasicAuth, Buffering, CircuitBreaker, DigestAuth, DynamicConfig, ErrorPages, ForwardAuth,
-    Headers, HealthCheck, InFlightReq, IpAllowList, LoadBalancer, Middleware, RateLimit,
-    RedirectRegex, RedirectScheme, Router, RuleSyntax, Service, SourceCriterion, Sticky,
+    BasicAuth, Buffering, CircuitBreaker, ClientTls, DigestAuth, DynamicConfig, ErrorPages,
+    ForwardAuth, Headers, HealthCheck, InFlightReq, IpAllowList, LoadBalancer, Middleware,
+    RateLimit, RedirectRegex, RedirectScheme, Router, RuleSyntax, Service, SourceCriterion, Sticky,
     StickyCookie,
 };
 use crate::rules;
@@ -85,6 +85,10 @@ const KNOWN: &[&str] = &[
     "frontend.auth.forward.address",
     "frontend.auth.forward.authresponseheaders",
     "frontend.auth.forward.trustforwardheader",
+    "frontend.auth.forward.tls.ca",
+    "frontend.auth.forward.tls.cert",
+    "frontend.auth.forward.tls.key",
+    "frontend.auth.forward.tls.insecureskipverify",
     "frontend.auth.basic",
     "frontend.auth.basic.users",
     "frontend.auth.basic.usersfile",
@@ -424,8 +428,8 @@ fn classify(sub: &str) -> Kind {
     }
     if sub.starts_with("frontend.auth.forward.tls") {
         return Kind::Refused(
-            "forward auth over TLS is not supported by escale (http auth servers only); \
-             the frontend is disabled rather than exposed without it",
+            "this forward auth TLS setting is not supported by escale (ca, cert, key, \
+             insecureSkipVerify are); the frontend is disabled rather than exposed without it",
         );
     }
     if let Some(rest) = sub.strip_prefix("frontend.ratelimit.rateset.") {
@@ -435,6 +439,20 @@ fn classify(sub: &str) -> Kind {
         }
     }
     Kind::Unknown
+}
+
+/// `frontend.auth.forward.tls.*`, Traefik 1's client TLS for the auth server.
+fn forward_auth_tls(seg: &Segment, errors: &mut Errors) -> Option<ClientTls> {
+    let key = |k: &str| get_str(seg, &format!("frontend.auth.forward.tls.{k}"));
+    let insecure = get_bool(seg, "frontend.auth.forward.tls.insecureskipverify", errors);
+    let tls = ClientTls {
+        ca: key("ca").unwrap_or_default(),
+        cert: key("cert").unwrap_or_default(),
+        key: key("key").unwrap_or_default(),
+        insecure_skip_verify: insecure.unwrap_or(false),
+        ca_optional: None,
+    };
+    (tls != ClientTls::default()).then_some(tls)
 }
 
 /// The message for an unknown key, with the closest known one when there is one.
@@ -861,6 +879,7 @@ fn middlewares(
                         .get("frontend.auth.forward.authresponseheaders")
                         .map(|l| split_list(l.value))
                         .unwrap_or_default(),
+                    tls: forward_auth_tls(seg, errors),
                     ..ForwardAuth::default()
                 }),
                 ..Middleware::default()
@@ -1530,15 +1549,52 @@ mod tests {
                     "https://sso/verify",
                 ),
                 ("traefik.frontend.auth.forward.tls.ca", "/ca.pem"),
+                (
+                    "traefik.frontend.auth.forward.tls.insecureSkipVerify",
+                    "true",
+                ),
+                ("traefik.frontend.auth.forward.tls.caOptional", "true"),
             ]),
             &d,
         );
         let errs = errors_of(&out);
         assert!(
             errs.iter()
-                .any(|(k, m)| k == "traefik.frontend.auth.forward.tls.ca"
-                    && m.contains("over TLS is not supported")),
+                .any(|(k, m)| k == "traefik.frontend.auth.forward.tls.caOptional"
+                    && m.contains("forward auth TLS setting is not supported")),
             "{errs:?}"
+        );
+        assert!(out.config.http.routers.is_empty());
+        let ok = parse_any(
+            "app",
+            &labels(&[
+                ("traefik.port", "80"),
+                ("traefik.frontend.rule", "Host:app.test"),
+                (
+                    "traefik.frontend.auth.forward.address",
+                    "https://sso/verify",
+                ),
+                ("traefik.frontend.auth.forward.tls.ca", "/ca.pem"),
+                (
+                    "traefik.frontend.auth.forward.tls.insecureSkipVerify",
+                    "true",
+                ),
+            ]),
+            &d,
+        );
+        let tls = ok
+            .config
+            .http
+            .middlewares
+            .values()
+            .find_map(|m| m.forward_auth.as_ref().and_then(|f| f.tls.clone()));
+        assert_eq!(
+            tls,
+            Some(ClientTls {
+                ca: "/ca.pem".into(),
+                insecure_skip_verify: true,
+                ..ClientTls::default()
+            })
         );
         assert!(out.config.http.routers.is_empty());
     }

@@ -11,8 +11,9 @@
 //! (all, or `authRequestHeaders`) without hop-by-hop ones, plus
 //! `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri` and `-For`, handled as
 //! `trustForwardHeader` says (unset, false and true differ, as in Traefik).
-//! Not supported, and refused rather than ignored: `forwardBody` and `tls`
-//! (an `https` auth server).
+//! An `https` auth server is checked as Go's client would, with `tls`
+//! (`ca`, `cert`/`key`, `insecureSkipVerify`). Not supported, and refused
+//! rather than ignored: `forwardBody`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,8 @@ use crate::proxy::headers::{
     self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_METHOD, X_FORWARDED_PORT,
     X_FORWARDED_PROTO, X_FORWARDED_URI,
 };
+use crate::tls::client::{ClientSettings, TlsClient};
+use crate::tls::connector::TlsConnector;
 
 /// Traefik's client timeout for the auth request.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,7 +49,7 @@ pub struct ForwardAuth {
 #[derive(Debug)]
 struct Shared {
     address: Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<TlsConnector, Full<Bytes>>,
     /// `None`: unset, Traefik's legacy behaviour.
     trust_forward_header: Option<bool>,
     response_headers: Vec<HeaderName>,
@@ -59,6 +62,29 @@ struct Shared {
     signin_url: Option<HeaderValue>,
 }
 
+/// Traefik's `ClientTLS` as a transport's TLS settings.
+fn tls_settings(tls: Option<&dynamic::ClientTls>) -> ClientSettings {
+    let Some(tls) = tls else {
+        return ClientSettings::default();
+    };
+    ClientSettings {
+        insecure_skip_verify: tls.insecure_skip_verify,
+        root_cas: (!tls.ca.is_empty())
+            .then(|| tls.ca.clone())
+            .into_iter()
+            .collect(),
+        certificates: (!tls.cert.is_empty() || !tls.key.is_empty())
+            .then(|| dynamic::TlsCertificate {
+                cert_file: tls.cert.clone(),
+                key_file: tls.key.clone(),
+                stores: Vec::new(),
+            })
+            .into_iter()
+            .collect(),
+        ..ClientSettings::default()
+    }
+}
+
 impl ForwardAuth {
     pub fn new(name: &str, config: &dynamic::ForwardAuth) -> Result<Self, MiddlewareError> {
         let error = |why: String| MiddlewareError::new(name, why);
@@ -68,12 +94,7 @@ impl ForwardAuth {
             .parse()
             .map_err(|_| error(format!("invalid address {:?}", config.address)))?;
         match address.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(error(
-                    "an https auth server is not supported by escale (http only)".into(),
-                ));
-            }
+            Some("http" | "https") => {}
             _ => {
                 return Err(error(format!(
                     "address {:?} is not an http URL",
@@ -91,11 +112,13 @@ impl ForwardAuth {
                     .into(),
             ));
         }
-        if config.tls.is_some() {
-            return Err(error(
-                "tls is not supported by escale (http auth servers only)".into(),
-            ));
-        }
+        let tls = match address.scheme_str() {
+            Some("https") => Some(Arc::new(
+                TlsClient::build(&tls_settings(config.tls.as_ref()))
+                    .map_err(|e| error(format!("tls: {e}")))?,
+            )),
+            _ => None,
+        };
         let names = |list: &[String], what: &str| {
             list.iter()
                 .map(|h| {
@@ -124,7 +147,8 @@ impl ForwardAuth {
         Ok(ForwardAuth {
             shared: Arc::new(Shared {
                 address,
-                client: Client::builder(TokioExecutor::new()).build(connector),
+                client: Client::builder(TokioExecutor::new())
+                    .build(TlsConnector::new(connector, tls)),
                 trust_forward_header: config.trust_forward_header,
                 response_headers: names(&config.auth_response_headers, "authResponseHeaders")?,
                 response_headers_regex,
@@ -305,7 +329,11 @@ impl Shared {
         let res = match answer {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => {
-                tracing::error!(address = %self.address, error = %e, "forwardAuth: error calling the auth server");
+                // hyper-util's error says only "client error (Connect)"; the
+                // cause (a refused certificate, a refused connection) is in
+                // its sources.
+                let error = crate::proxy::error::causes(&e);
+                tracing::error!(address = %self.address, %error, "forwardAuth: error calling the auth server");
                 return Outcome::Failed;
             }
             Err(_) => {
@@ -539,8 +567,17 @@ mod tests {
 
     #[test]
     fn unsupported_or_bad_configurations_are_refused_with_the_reason() {
-        let e = layer(config("https://auth/verify")).unwrap_err();
-        assert!(e.contains("https auth server is not supported"), "{e}");
+        assert!(layer(config("https://auth/verify")).is_ok());
+        let mut c = config("https://auth/verify");
+        c.tls = Some(dynamic::ClientTls {
+            ca: "/nonexistent/ca.pem".into(),
+            ..Default::default()
+        });
+        let e = layer(c).unwrap_err();
+        assert!(
+            e.contains("tls: rootCAs: cannot read CA file `/nonexistent/ca.pem`"),
+            "{e}"
+        );
         let e = layer(config("auth:9091")).unwrap_err();
         assert!(e.contains("not an http URL"), "{e}");
         let mut c = config("http://auth/verify");

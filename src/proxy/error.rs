@@ -98,7 +98,7 @@ fn is_tls_refusal(e: &std::io::Error) -> bool {
 
 /// An error and its sources, as one line: hyper's own message ("error
 /// reading a body from connection") leaves the cause to its source.
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut line = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -22,13 +22,14 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use super::backend_io::BackendIo;
-use super::body::{Body, BoxError};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::ext::ReasonPhrase;
+
+use super::backend_io::BackendIo;
+use super::body::{Body, BoxError};
 
 /// Most headers a response head may carry (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -156,8 +157,7 @@ impl Conn {
     }
 
     /// Whether an idle connection can carry a request: the backend has not
-    /// closed it, nor sent anything unasked. Costs no system call unless
-    /// the socket saw an event since the last read.
+    /// closed it, nor sent anything unasked (see [`BackendIo::is_idle_and_open`]).
     pub fn is_usable(&mut self) -> bool {
         self.buf.is_empty() && self.io.is_idle_and_open()
     }

@@ -10,6 +10,7 @@
 //! `Host` names its SNI, as in Traefik; `default` otherwise.
 
 pub mod client;
+pub mod connector;
 pub mod options;
 
 use std::collections::HashMap;
