@@ -381,7 +381,7 @@ async fn forward_auth_asks_https_auth_servers() {
     // whoami answers 200 to anything: an auth server that lets all through.
     let auth = Whoami::start_with("auth", 0, &["--tls-self-signed"]);
     let app = Whoami::start("app");
-    let routers = format!(
+    let routers = String::from(
         "    trusted:\n      rule: \"Host(`trusted.test`)\"\n      service: app\n      middlewares: [auth-insecure]\n\
          \x20   checked:\n      rule: \"Host(`checked.test`)\"\n      service: app\n      middlewares: [auth-checked]\n"
     );
