@@ -383,7 +383,7 @@ async fn forward_auth_asks_https_auth_servers() {
     let app = Whoami::start("app");
     let routers = String::from(
         "    trusted:\n      rule: \"Host(`trusted.test`)\"\n      service: app\n      middlewares: [auth-insecure]\n\
-         \x20   checked:\n      rule: \"Host(`checked.test`)\"\n      service: app\n      middlewares: [auth-checked]\n"
+         \x20   checked:\n      rule: \"Host(`checked.test`)\"\n      service: app\n      middlewares: [auth-checked]\n",
     );
     let services = lb("app", &[app.url()]);
     let address = format!("https://{}/verify", auth.addr);

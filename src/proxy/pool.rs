@@ -107,25 +107,47 @@ impl ServerPool {
         wire: Wire<'_>,
         config: &TransportConfig,
     ) -> Result<Sender, ConnectError> {
-        let tls = match wire {
-            Wire::Http1 => None,
+        match wire {
+            Wire::Http1 => {}
             Wire::H2c => return self.checkout_h2c(addr, config).await.map(Sender::Http2),
+            // Boxed: a TLS handshake's future is large, and the plain
+            // path's future would carry its size (and copies) on every
+            // request.
             Wire::Tls { client, http1_only } => {
-                if !http1_only && let Some(sender) = self.ready_h2().await {
-                    return Ok(Sender::Http2(sender));
-                }
-                Some((client, http1_only))
-            }
-        };
-        while let Some(mut idle) = self.pop_idle(config.idle_conn_timeout) {
-            if idle.conn.is_usable() {
-                return Ok(Sender::Http1(idle.conn));
+                return Box::pin(self.checkout_tls(addr, client, http1_only, config)).await;
             }
         }
+        if let Some(conn) = self.pop_usable(config) {
+            return Ok(Sender::Http1(conn));
+        }
         let stream = connect(addr, config).await?;
-        let Some((client, http1_only)) = tls else {
-            return Ok(Sender::Http1(h1::Conn::new(stream)));
-        };
+        Ok(Sender::Http1(h1::Conn::new(stream)))
+    }
+
+    /// The most recent idle HTTP/1.1 connection still fit to use.
+    fn pop_usable(&self, config: &TransportConfig) -> Option<Box<h1::Conn>> {
+        while let Some(mut idle) = self.pop_idle(config.idle_conn_timeout) {
+            if idle.conn.is_usable() {
+                return Some(idle.conn);
+            }
+        }
+        None
+    }
+
+    async fn checkout_tls(
+        &self,
+        addr: &Authority,
+        client: &TlsClient,
+        http1_only: bool,
+        config: &TransportConfig,
+    ) -> Result<Sender, ConnectError> {
+        if !http1_only && let Some(sender) = self.ready_h2().await {
+            return Ok(Sender::Http2(sender));
+        }
+        if let Some(conn) = self.pop_usable(config) {
+            return Ok(Sender::Http1(conn));
+        }
+        let stream = connect(addr, config).await?;
         let stream = client
             .connect(addr.host(), stream, http1_only)
             .await
