@@ -2,7 +2,8 @@
 //! connections, as Go's server (and so Traefik) applies them: `idleTimeout`
 //! between requests, `readTimeout` once a request's head has begun, and no
 //! limit while a request is being answered. Raw sockets, so that what the
-//! client sends and when is exact.
+//! client sends and when is exact. Also HTTP/2 pings to servers
+//! (`readIdleTimeout`, `pingTimeout`).
 
 mod common;
 
@@ -190,4 +191,57 @@ async fn a_request_body_that_stalls_is_cut_at_read_timeout_one_that_flows_is_not
     served(&mut s).await;
     let log = esc.log_text();
     assert!(!log.contains("ejected"), "{log}");
+}
+
+/// `readIdleTimeout` and `pingTimeout`: an HTTP/2 connection to a server
+/// that stops answering is pinged and closed, so the next request gets a
+/// new one; without them the connection is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_pings_replace_connections_whose_server_went_silent() {
+    let pinged = Whoami::start("pinged");
+    let quiet = Whoami::start("quiet");
+    let routers = "    pinged:\n      rule: \"Host(`pinged.test`)\"\n      service: pinged\n\
+                   \x20   quiet:\n      rule: \"Host(`quiet.test`)\"\n      service: quiet\n";
+    let mut services = lb("pinged", &[pinged.url().replace("http://", "h2c://")]);
+    services.push_str("        serversTransport: pings\n");
+    services.push_str(&lb("quiet", &[quiet.url().replace("http://", "h2c://")]));
+    let config = format!(
+        "{}  serversTransports:\n    pings:\n      forwardingTimeouts:\n        readIdleTimeout: 200ms\n        pingTimeout: 300ms\n",
+        routes_yaml(routers, &services, "")
+    );
+    let escale = Escale::start(&config, &[]);
+    escale.routed("quiet.test", Duration::from_secs(10)).await;
+    escale.routed("pinged.test", Duration::from_secs(10)).await;
+    let before = |host: &'static str| {
+        let url = escale.url("/");
+        async move { get(&url, host).await.echo("RemoteAddr") }
+    };
+    let (pinged_first, quiet_first) = (before("pinged.test").await, before("quiet.test").await);
+    assert!(pinged_first.is_some() && quiet_first.is_some());
+
+    // Both servers freeze for 2 s: the kernel still acknowledges, but no
+    // HTTP/2 frame comes back, so a ping after 200 ms goes unanswered.
+    let signal = |sig: &str, pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP", pinged.proc.pid());
+    signal("-STOP", quiet.proc.pid());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal("-CONT", pinged.proc.pid());
+    signal("-CONT", quiet.proc.pid());
+
+    let (pinged_then, quiet_then) = (before("pinged.test").await, before("quiet.test").await);
+    assert!(pinged_then.is_some(), "{}", escale.log_text());
+    assert_ne!(
+        pinged_first, pinged_then,
+        "a new connection after the unanswered ping"
+    );
+    assert_eq!(
+        quiet_first, quiet_then,
+        "without pings the connection is kept"
+    );
 }

@@ -837,10 +837,13 @@ pub struct ForwardingTimeouts {
     pub response_header_timeout: Option<GoDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_conn_timeout: Option<GoDuration>,
+    /// HTTP/2 connections to servers: a ping after this long without a
+    /// frame read (0 or unset: none).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub read_idle_timeout: Option<Unsupported>,
+    pub read_idle_timeout: Option<GoDuration>,
+    /// ...and the connection closed when its answer takes longer (15 s).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ping_timeout: Option<Unsupported>,
+    pub ping_timeout: Option<GoDuration>,
 }
 
 impl Middleware {

@@ -156,7 +156,10 @@ impl ServerPool {
                 source,
             })?;
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            return self.handshake_h2(addr, stream).await.map(Sender::Http2);
+            return self
+                .handshake_h2(addr, stream, config)
+                .await
+                .map(Sender::Http2);
         }
         Ok(Sender::Http1(h1::Conn::new(stream)))
     }
@@ -219,7 +222,7 @@ impl ServerPool {
             return Ok(sender);
         }
         let stream = connect(addr, config).await?;
-        self.handshake_h2(addr, stream).await
+        self.handshake_h2(addr, stream, config).await
     }
 
     /// Starts HTTP/2 on a new connection and makes it the shared one.
@@ -227,12 +230,22 @@ impl ServerPool {
         &self,
         addr: &Authority,
         io: I,
+        config: &TransportConfig,
     ) -> Result<http2::SendRequest<Body>, ConnectError>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        if let Some((idle, answer_within)) = config.h2_ping {
+            // hyper pings once nothing was read for `idle`, as Go's
+            // ReadIdleTimeout, and closes the connection without an answer.
+            builder
+                .keep_alive_interval(idle)
+                .keep_alive_timeout(answer_within)
+                .keep_alive_while_idle(true);
+        }
+        let (sender, conn) = builder
             .handshake(TokioIo::new(io))
             .await
             .map_err(|source| ConnectError::Handshake {

@@ -14,6 +14,9 @@ pub struct TransportConfig {
     pub response_header_timeout: Option<Duration>,
     pub idle_conn_timeout: Duration,
     pub max_idle_conns_per_host: usize,
+    /// HTTP/2 connections: a ping after this long without reading a frame,
+    /// and how long its answer may take (`readIdleTimeout`, `pingTimeout`).
+    pub h2_ping: Option<(Duration, Duration)>,
     /// For `https://` servers.
     pub tls: ClientSettings,
 }
@@ -26,6 +29,7 @@ impl Default for TransportConfig {
             response_header_timeout: None,
             idle_conn_timeout: Duration::from_secs(90),
             max_idle_conns_per_host: 200,
+            h2_ping: None,
             tls: ClientSettings::default(),
         }
     }

@@ -529,6 +529,17 @@ fn transport_config(t: &ServersTransport, default: &TransportConfig) -> Transpor
         if let Some(d) = ft.idle_conn_timeout {
             c.idle_conn_timeout = d.0;
         }
+        // Go's defaults: no pings, and 15 s for an answer when pinging.
+        let ping_timeout = ft
+            .ping_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(std::time::Duration::from_secs(15));
+        c.h2_ping = ft
+            .read_idle_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .map(|idle| (idle, ping_timeout));
     }
     if let Some(n) = t.max_idle_conns_per_host {
         c.max_idle_conns_per_host = usize::try_from(n).unwrap_or(0);
@@ -1041,5 +1052,31 @@ tls:
             t.routers["unknown@file"].error,
             vec!["unknown TLS options: nowhere"]
         );
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    #[test]
+    fn h2_pings_follow_go_defaults() {
+        use crate::config::duration::GoDuration;
+        let ping = |idle: Option<u64>, answer: Option<u64>| {
+            let t = ServersTransport {
+                forwarding_timeouts: Some(crate::config::dynamic::ForwardingTimeouts {
+                    read_idle_timeout: idle.map(GoDuration::from_millis),
+                    ping_timeout: answer.map(GoDuration::from_millis),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            transport_config(&t, &TransportConfig::default()).h2_ping
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(ping(None, Some(300)), None);
+        assert_eq!(ping(Some(0), None), None);
+        assert_eq!(ping(Some(200), None), Some((ms(200), ms(15_000))));
+        assert_eq!(ping(Some(200), Some(300)), Some((ms(200), ms(300))));
     }
 }
