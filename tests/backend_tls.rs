@@ -141,14 +141,27 @@ async fn https_servers_are_verified_as_configured() {
     // disableHTTP2 offers HTTP/1.1 only; the connection is kept and reused.
     // One client connection, so both requests are served by one of
     // escale's threads, whose pool holds the backend connection.
-    let client = client();
+    // A connection of its own: a pooled client may open a second one when
+    // the first is not back in its pool yet.
+    let authority = escale
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let req = http::Request::get(escale.url("/z"))
+        let req = http::Request::get("/z")
             .header("host", "http1.test")
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
-        let res = client.request(req).await.unwrap();
+        sender.ready().await.unwrap();
+        let res = sender.send_request(req).await.unwrap();
         let status = res.status().as_u16();
         let body = http_body_util::BodyExt::collect(res.into_body())
             .await
