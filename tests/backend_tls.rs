@@ -143,12 +143,7 @@ async fn https_servers_are_verified_as_configured() {
     // escale's threads, whose pool holds the backend connection.
     // A connection of its own: a pooled client may open a second one when
     // the first is not back in its pool yet.
-    let authority = escale
-        .url("/")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(escale.web).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
