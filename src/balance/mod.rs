@@ -160,6 +160,15 @@ impl Balancer {
         self.rng.unit()
     }
 
+    /// Whether the choice of server depends on the request's headers (an
+    /// `hrw` key taken from a header or a cookie).
+    pub fn reads_request(&self) -> bool {
+        matches!(
+            &self.strategy,
+            Strategy::Hrw(HashKey::Header(_) | HashKey::Cookie(_))
+        )
+    }
+
     /// The request's `hrw` key; `None` for other strategies.
     pub fn hash_key(&self, headers: &HeaderMap, client_ip: IpAddr) -> Option<String> {
         let Strategy::Hrw(key) = &self.strategy else {

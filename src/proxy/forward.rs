@@ -507,13 +507,17 @@ fn pick(
     }
 }
 
-fn observe_latency(server: &ServerState, started: Instant) {
+pub(super) fn observe_latency(server: &ServerState, started: Instant) {
     let now = Instant::now();
     let elapsed = now.duration_since(started).as_secs_f64() * 1e6;
     server.latency.observe(elapsed, clock::us_at(now));
 }
 
-fn passive_failure(service: &ServiceRuntime, server: &Arc<ServerState>, kind: FailureKind) {
+pub(super) fn passive_failure(
+    service: &ServiceRuntime,
+    server: &Arc<ServerState>,
+    kind: FailureKind,
+) {
     if kind == FailureKind::Connect {
         server.record_failure();
     }

@@ -35,11 +35,11 @@ use super::body::{Body, BoxError};
 const MAX_HEADERS: usize = 100;
 /// Largest response head, and largest chunk-size or trailer section
 /// (about hyper's default read buffer limit).
-const MAX_HEAD: usize = 400 * 1024;
+pub(super) const MAX_HEAD: usize = 400 * 1024;
 /// Room made for a read when the buffer is (nearly) full.
-const READ_SIZE: usize = 8 * 1024;
+pub(super) const READ_SIZE: usize = 8 * 1024;
 /// Largest read for a body of known length.
-const MAX_READ: usize = 64 * 1024;
+pub(super) const MAX_READ: usize = 64 * 1024;
 /// Buffers kept by an idle connection (larger ones are given back).
 const KEEP_BUFFER: usize = 16 * 1024;
 
@@ -64,13 +64,13 @@ pub enum Error {
 /// A connection to a backend, idle or carrying one exchange. Always boxed:
 /// it moves with every response through several layers.
 pub struct Conn {
-    io: BackendIo,
+    pub(super) io: BackendIo,
     /// Bytes read and not used yet.
-    buf: BytesMut,
+    pub(super) buf: BytesMut,
     /// The request head being written, kept for the next one.
-    head: Vec<u8>,
+    pub(super) head: Vec<u8>,
     /// Has completed an exchange before.
-    reused: bool,
+    pub(super) reused: bool,
 }
 
 /// What a request head is made of; the incoming request's parts are written
@@ -129,7 +129,7 @@ enum ReqFraming {
 
 /// How the response body is framed, and how much is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     Length(u64),
     Chunked(Chunk),
     /// Until the connection closes.
@@ -138,7 +138,7 @@ enum Framing {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(super) enum Chunk {
     Size,
     Data(u64),
     /// The CRLF after a chunk's data.
@@ -310,7 +310,11 @@ impl Conn {
 
     /// Reads what the socket has into the buffer, making room for `want`
     /// bytes when it is (nearly) full.
-    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+    pub(super) fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+    ) -> Poll<io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < want.min(READ_SIZE) / 2 + 1 {
             self.buf.reserve(want);
         }
@@ -318,7 +322,7 @@ impl Conn {
     }
 
     /// Ready for the next exchange.
-    fn recycle(mut self: Box<Self>) -> Box<Self> {
+    pub(super) fn recycle(mut self: Box<Self>) -> Box<Self> {
         self.reused = true;
         if self.head.capacity() > KEEP_BUFFER {
             self.head = Vec::new();
@@ -339,7 +343,7 @@ fn invalid(what: &'static str) -> Outcome {
 
 /// Writes every slice, waiting for the socket as needed. On failure, tells
 /// whether any byte went out.
-async fn write_all(
+pub(super) async fn write_all(
     io: &mut BackendIo,
     mut bufs: &mut [IoSlice<'_>],
 ) -> Result<(), (io::Error, bool)> {
@@ -595,7 +599,7 @@ impl http_body::Body for ResponseBody {
     }
 }
 
-enum Decoded {
+pub(super) enum Decoded {
     Data(Bytes),
     Trailers(HeaderMap),
     End,
@@ -604,7 +608,7 @@ enum Decoded {
 }
 
 /// One step of chunked decoding over the buffered bytes.
-fn decode_chunked(state: &mut Chunk, buf: &mut BytesMut) -> Result<Decoded, Error> {
+pub(super) fn decode_chunked(state: &mut Chunk, buf: &mut BytesMut) -> Result<Decoded, Error> {
     loop {
         match *state {
             Chunk::Size => {
@@ -934,7 +938,7 @@ fn encode_head(out: &mut Vec<u8>, req: &RequestHead<'_>, framing: ReqFraming) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -948,7 +952,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 16];
     let mut i = digits.len();
     loop {

@@ -433,7 +433,7 @@ fn protocol_of(parts: &http::request::Parts) -> Protocol {
 }
 
 /// Lowercases only when needed: most hosts already are.
-fn lowercase(s: &str) -> Cow<'_, str> {
+pub(super) fn lowercase(s: &str) -> Cow<'_, str> {
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(s.to_ascii_lowercase())
     } else {

@@ -61,6 +61,7 @@ pub mod linger;
 pub mod observe;
 pub mod pool;
 pub mod prefixed;
+pub mod relay;
 pub mod server;
 pub mod sniff;
 pub mod spool;

@@ -9,7 +9,7 @@
 //! a second read and its buffer does not grow.
 
 use std::convert::Infallible;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Duration;
@@ -33,6 +33,7 @@ use super::gate::Gated;
 use super::handler::{Connection, EntrypointInfo, Proxy};
 use super::linger::{self, RequestBody};
 use super::prefixed::Prefixed;
+use super::relay::{Ended, Relay};
 use super::spread::Seat;
 use super::watchdog::{self, Activity, Answering, Limits, Phase, Watched};
 
@@ -315,40 +316,90 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ended = if h2 {
-        let service =
-            connection_service(shared.proxy.clone(), shared.ep.clone(), remote, tls, None);
+        let mut conn = Connection::new(remote, tls.is_some());
+        conn.client_certs = tls.flatten();
+        let service = connection_service(Arc::new(ConnectionState {
+            proxy: shared.proxy.clone(),
+            ep: shared.ep.clone(),
+            conn,
+            activity: None,
+        }));
         Box::pin(watcher.watch(shared.http2.serve_connection(TokioIo::new(io), service))).await
     } else {
         // A new connection begins with its first request's head.
         let activity = Activity::new(Phase::Head);
-        let service = connection_service(
-            shared.proxy.clone(),
-            shared.ep.clone(),
-            remote,
-            tls,
-            Some(activity.clone()),
-        );
-        let io = TokioIo::new(Watched::new(io, activity.clone()));
+        let state = Arc::new(ConnectionState {
+            proxy: shared.proxy.clone(),
+            ep: shared.ep.clone(),
+            conn: {
+                let mut conn = Connection::new(remote, tls.is_some());
+                conn.client_certs = tls.flatten();
+                conn
+            },
+            activity: Some(activity.clone()),
+        });
+        let mut io = Watched::new(io, activity.clone());
+        let mut shutdown = shared.shutdown.clone();
+        // Gated: the connection's task wakes several times per request, and
+        // neither of these needs a poll unless its own waker fired.
+        let mut interrupted = pin!(Gated::new(async {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => Interruption::Shutdown,
+                () = watchdog::expired(&activity, shared.limits) => Interruption::Expired,
+            }
+        }));
+        // The relay takes the plain exchanges; the first request it does not
+        // take hands the connection over to hyper.
+        let relay = Relay {
+            proxy: &state.proxy,
+            ep: &state.ep,
+            conn: &state.conn,
+            activity: &activity,
+            shutdown: &shared.shutdown,
+        };
+        let mut draining = false;
+        let relayed = {
+            let mut relaying = pin!(relay.serve(&mut io));
+            let first = tokio::select! {
+                biased;
+                ended = relaying.as_mut() => Ok(ended),
+                interruption = interrupted.as_mut() => Err(interruption),
+            };
+            match first {
+                Ok(ended) => ended,
+                Err(Interruption::Expired) => {
+                    tracing::debug!(%remote, phase = ?activity.phase(), "connection closed: idle or header read timeout");
+                    return;
+                }
+                // An answer under way is finished, with `Connection: close`.
+                Err(Interruption::Shutdown) if activity.phase() == Phase::Busy => {
+                    draining = true;
+                    relaying.await
+                }
+                Err(Interruption::Shutdown) => Ended::Closed,
+            }
+        };
+        let Ended::Handover(unread) = relayed else {
+            return;
+        };
+        activity.enter(Phase::Head);
+        let service = connection_service(state.clone());
+        let io = TokioIo::new(Prefixed::new(unread, io));
         // hyper-util's watcher does not take HTTP/1 connections with
         // upgrades: the same drain by hand, the watcher held until the end so
         // the entrypoint's shutdown waits for this connection.
         // Boxed: the connection state is several KiB, and the task's future
         // would otherwise be copied whole each time it moves (spawn, first poll).
         let mut conn = Box::pin(shared.http1.serve_connection(io, service).with_upgrades());
-        let mut shutdown = shared.shutdown.clone();
-        // Gated: the connection's task wakes several times per request, and
-        // neither of these needs a poll unless its own waker fired.
-        let interrupted = Gated::new(async {
+        let finished = if draining {
+            Err(Interruption::Shutdown)
+        } else {
             tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stop| *stop) => Interruption::Shutdown,
-                () = watchdog::expired(&activity, shared.limits) => Interruption::Expired,
+                ended = conn.as_mut() => Ok(ended),
+                interruption = interrupted.as_mut() => Err(interruption),
             }
-        });
-        let finished = tokio::select! {
-            biased;
-            ended = conn.as_mut() => Ok(ended),
-            interruption = interrupted => Err(interruption),
         };
         let ended = match finished {
             Ok(ended) => ended,
@@ -386,13 +437,18 @@ enum Interruption {
     Expired,
 }
 
-/// The per-connection request handler.
-fn connection_service(
+/// What every request of a connection shares.
+struct ConnectionState {
     proxy: Arc<Proxy>,
     ep: Arc<EntrypointInfo>,
-    remote: std::net::SocketAddr,
-    tls: Option<ClientCerts>,
+    conn: Connection,
+    /// An HTTP/1 connection's phase, for the watchdog.
     activity: Option<Arc<Activity>>,
+}
+
+/// The per-connection request handler.
+fn connection_service(
+    state: Arc<ConnectionState>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = hyper::Response<Answering<Body>>,
@@ -402,13 +458,15 @@ fn connection_service(
 + Send
 + 'static {
     // One shared handle per connection: a request clones one Arc.
-    let mut conn = Connection::new(remote, tls.is_some());
-    conn.client_certs = tls.flatten();
-    let state = Arc::new((proxy, ep, conn, activity));
     service_fn(move |req| {
         let state = state.clone();
         async move {
-            let (proxy, ep, conn, activity) = &*state;
+            let ConnectionState {
+                proxy,
+                ep,
+                conn,
+                activity,
+            } = &*state;
             if let Some(activity) = activity {
                 activity.enter(Phase::Busy);
             }

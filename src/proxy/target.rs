@@ -58,7 +58,7 @@ fn bad(why: &'static str) -> ProxyError {
 /// Whether a Host value holds only the bytes a host, an IP literal and a
 /// port may be written with (Go's `httpguts.ValidHostHeader`): unreserved
 /// characters, sub-delims, `%`, `:` and brackets.
-fn valid_host(host: &[u8]) -> bool {
+pub(super) fn valid_host(host: &[u8]) -> bool {
     host.iter().all(|&b| {
         b.is_ascii_alphanumeric()
             || matches!(

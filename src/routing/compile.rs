@@ -322,9 +322,11 @@ pub fn compile(input: CompileInput) -> RouteTable {
     let entrypoints = per_entrypoint
         .into_iter()
         .map(|(ep, (plain, secure))| {
+            let reads_headers = plain.iter().chain(&secure).any(|r| r.expr.reads_headers());
             let routes = EntrypointRoutes {
                 index: HostIndex::build(&plain),
                 tls_index: HostIndex::build(&secure),
+                reads_headers,
             };
             (ep.to_string(), routes)
         })

@@ -108,6 +108,9 @@ impl ServiceRuntime {
 pub struct EntrypointRoutes {
     pub index: HostIndex,
     pub tls_index: HostIndex,
+    /// Some rule reads request headers: the relay (`proxy::relay`), which
+    /// routes without a header map, leaves such entrypoints to the pipeline.
+    pub reads_headers: bool,
 }
 
 impl EntrypointRoutes {

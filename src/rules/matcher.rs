@@ -62,6 +62,11 @@ pub enum Matcher {
 }
 
 impl Matcher {
+    /// Whether the matcher looks at the request's header map.
+    pub fn reads_headers(&self) -> bool {
+        matches!(self, Matcher::Header { .. } | Matcher::HeaderRegexp { .. })
+    }
+
     pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         match self {
             Matcher::Any => true,

@@ -117,6 +117,16 @@ fn is_reserved(b: u8) -> bool {
 }
 
 impl Expr {
+    /// Whether the rule looks at the request's headers (other than Host,
+    /// which the matchers take from `RequestInfo::host`).
+    pub fn reads_headers(&self) -> bool {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.reads_headers() || b.reads_headers(),
+            Expr::Not(e) => e.reads_headers(),
+            Expr::Match(m) => m.reads_headers(),
+        }
+    }
+
     /// Whether the request satisfies the rule.
     pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         match self {
