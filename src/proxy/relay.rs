@@ -144,6 +144,11 @@ impl Relay<'_> {
             buf.copy_within(len..filled, 0);
             filled -= len;
             self.activity.enter(Phase::Idle);
+            // A drain that began while the answer was on its way: no
+            // further request on this connection (hyper closes idle ones).
+            if *self.shutdown.borrow() {
+                return Ended::Closed;
+            }
         }
     }
 
@@ -290,7 +295,8 @@ impl Relay<'_> {
         let answer = match answer {
             Ok(a) => a,
             Err(Unanswered::ClientGone) => {
-                self.report(&head, &uri, route, service, server, 499, None, started);
+                // As the pipeline's record: no server was answering yet.
+                self.report(&head, &uri, route, service, None, 499, None, started);
                 return Err(Failed::Answering);
             }
             Err(Unanswered::Backend(e)) => {
@@ -308,7 +314,7 @@ impl Relay<'_> {
             &uri,
             route,
             service,
-            server,
+            Some(server),
             answer.status,
             answer.content_length,
             started,
@@ -339,7 +345,7 @@ impl Relay<'_> {
         uri: &Uri,
         route: &Route,
         service: &ServiceRuntime,
-        server: &Arc<ServerState>,
+        server: Option<&Arc<ServerState>>,
         status: u16,
         content_length: Option<u64>,
         started: Instant,
@@ -352,7 +358,7 @@ impl Relay<'_> {
             entrypoint: &self.ep.name,
             router: Some(&route.name),
             service: Some(&service.name),
-            server: Some(server),
+            server,
             method: &head.method,
             host: head.host,
             uri,
