@@ -320,7 +320,9 @@ impl Relay<'_> {
             started,
         );
 
-        let relayed = relay_body(io, &mut backend, answer.framing, out).await;
+        let relayed = relay_body(io, &mut backend, answer.framing, &mut out).await;
+        // The buffer serves the connection's next request head.
+        backend.head = out;
         let keep_backend = answer.keep_alive && relayed.is_ok();
         if keep_backend && backend.buf.is_empty() {
             server
@@ -538,18 +540,18 @@ async fn relay_body<C: AsyncWrite + Unpin>(
     io: &mut C,
     backend: &mut h1::Conn,
     framing: h1::Framing,
-    mut out: Vec<u8>,
+    out: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     use h1::Framing;
     let result = match framing {
-        Framing::Done => write_out(io, &out, &[]).await,
+        Framing::Done => write_out(io, out, &[]).await,
         Framing::Length(mut left) => {
             loop {
                 let n = backend
                     .buf
                     .len()
                     .min(usize::try_from(left).unwrap_or(usize::MAX));
-                write_out(io, &out, &backend.buf[..n]).await?;
+                write_out(io, out, &backend.buf[..n]).await?;
                 out.clear();
                 backend.buf.advance(n);
                 left -= n as u64;
@@ -564,11 +566,11 @@ async fn relay_body<C: AsyncWrite + Unpin>(
             Ok(())
         }
         Framing::Chunked(mut state) => {
-            write_out(io, &out, &[]).await?;
+            write_out(io, out, &[]).await?;
             loop {
                 match h1::decode_chunked(&mut state, &mut backend.buf) {
                     Err(e) => return Err(std::io::Error::other(e)),
-                    Ok(Decoded::Data(data)) => write_chunk(io, &mut out, &data).await?,
+                    Ok(Decoded::Data(data)) => write_chunk(io, out, &data).await?,
                     // Trailers are not sent to an HTTP/1 client that did
                     // not ask for them (it sent no TE, see `scan`).
                     Ok(Decoded::Trailers(_)) | Ok(Decoded::End) => break,
@@ -581,11 +583,11 @@ async fn relay_body<C: AsyncWrite + Unpin>(
             write_out(io, b"0\r\n\r\n", &[]).await
         }
         Framing::Eof => {
-            write_out(io, &out, &[]).await?;
+            write_out(io, out, &[]).await?;
             loop {
                 if !backend.buf.is_empty() {
                     let data = backend.buf.split().freeze();
-                    write_chunk(io, &mut out, &data).await?;
+                    write_chunk(io, out, &data).await?;
                 }
                 if fill_or_end(backend).await? == 0 {
                     break;
@@ -783,7 +785,9 @@ fn relay_head(
     let mut has_date = false;
     for field in res.headers.iter() {
         let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        // By length first: most names are none of these four.
+        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+        if is(b"connection") {
             for token in field.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -798,10 +802,10 @@ fn relay_head(
                     listed_count += 1;
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if is(b"transfer-encoding") {
             let last = field.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if is(b"content-length") {
             for part in field.value.split(|&b| b == b',') {
                 let part = part.trim_ascii();
                 if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -815,7 +819,7 @@ fn relay_head(
                     _ => length = Some(Ok(n)),
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"date") {
+        } else if is(b"date") {
             has_date = true;
         }
     }
