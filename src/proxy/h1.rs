@@ -807,6 +807,12 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
 /// each line break and the whitespace after it become one space.
 fn unfold(value: &[u8]) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let mut line = Vec::with_capacity(value.len());
+    push_unfolded(&mut line, value);
+    HeaderValue::from_bytes(&line)
+}
+
+/// Appends `value` made one line (see [`unfold`]).
+pub(super) fn push_unfolded(out: &mut Vec<u8>, value: &[u8]) {
     let mut bytes = value.iter().copied().peekable();
     while let Some(b) = bytes.next() {
         if b == b'\r' || b == b'\n' {
@@ -814,12 +820,11 @@ fn unfold(value: &[u8]) -> Result<HeaderValue, http::header::InvalidHeaderValue>
                 .next_if(|&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
                 .is_some()
             {}
-            line.push(b' ');
+            out.push(b' ');
         } else {
-            line.push(b);
+            out.push(b);
         }
     }
-    HeaderValue::from_bytes(&line)
 }
 
 fn has_token(value: &HeaderValue, token: &[u8]) -> bool {

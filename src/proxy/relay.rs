@@ -895,21 +895,10 @@ fn relay_head(
 
 /// A header value, an obsolete multi-line one made one line as `h1` does.
 fn push_unfolded(out: &mut Vec<u8>, value: &[u8]) {
-    if !value.iter().any(|&b| b == b'\r' || b == b'\n') {
+    if value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        h1::push_unfolded(out, value);
+    } else {
         out.extend_from_slice(value);
-        return;
-    }
-    let mut bytes = value.iter().copied().peekable();
-    while let Some(b) = bytes.next() {
-        if b == b'\r' || b == b'\n' {
-            while bytes
-                .next_if(|&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
-                .is_some()
-            {}
-            out.push(b' ');
-        } else {
-            out.push(b);
-        }
     }
 }
 
