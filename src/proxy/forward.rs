@@ -508,7 +508,11 @@ fn pick(
 }
 
 pub(super) fn observe_latency(server: &ServerState, started: Instant) {
-    let now = Instant::now();
+    observe_latency_at(server, started, Instant::now());
+}
+
+/// The server's latency of an exchange that `started` and answered `now`.
+pub(super) fn observe_latency_at(server: &ServerState, started: Instant, now: Instant) {
     let elapsed = now.duration_since(started).as_secs_f64() * 1e6;
     server.latency.observe(elapsed, clock::us_at(now));
 }

@@ -296,7 +296,16 @@ impl Relay<'_> {
             Ok(a) => a,
             Err(Unanswered::ClientGone) => {
                 // As the pipeline's record: no server was answering yet.
-                self.report(&head, &uri, route, service, None, 499, None, started);
+                self.report(
+                    &head,
+                    &uri,
+                    route,
+                    service,
+                    None,
+                    499,
+                    None,
+                    started.elapsed(),
+                );
                 return Err(Failed::Answering);
             }
             Err(Unanswered::Backend(e)) => {
@@ -308,7 +317,9 @@ impl Relay<'_> {
             }
         };
 
-        observe(server, service, answer.status, sent_at);
+        // One clock read serves the server's latency and the exchange's.
+        let answered = Instant::now();
+        observe(server, service, answer.status, sent_at, answered);
         self.report(
             &head,
             &uri,
@@ -317,7 +328,7 @@ impl Relay<'_> {
             Some(server),
             answer.status,
             answer.content_length,
-            started,
+            answered - started,
         );
 
         let relayed = relay_body(io, &mut backend, answer.framing, &mut out).await;
@@ -350,7 +361,7 @@ impl Relay<'_> {
         server: Option<&Arc<ServerState>>,
         status: u16,
         content_length: Option<u64>,
-        started: Instant,
+        duration: std::time::Duration,
     ) {
         let user_agent = head
             .user_agent
@@ -371,7 +382,7 @@ impl Relay<'_> {
             content_length,
             protocol: Protocol::Http,
             client_ip: self.conn.remote.ip(),
-            duration: started.elapsed(),
+            duration,
             retries: 0,
         });
     }
@@ -517,8 +528,14 @@ fn failed(server: &Arc<ServerState>, service: &ServiceRuntime, sent_at: Instant)
 }
 
 /// The server's latency and passive health, as `forward` records them.
-fn observe(server: &Arc<ServerState>, service: &ServiceRuntime, status: u16, sent_at: Instant) {
-    forward::observe_latency(server, sent_at);
+fn observe(
+    server: &Arc<ServerState>,
+    service: &ServiceRuntime,
+    status: u16,
+    sent_at: Instant,
+    answered: Instant,
+) {
+    forward::observe_latency_at(server, sent_at, answered);
     if status >= 500 {
         forward::passive_failure(service, server, FailureKind::ServerError);
     } else {
@@ -853,6 +870,11 @@ fn relay_head(
     }
     out.extend_from_slice(b"\r\n");
     let listed = &listed[..listed_count];
+    // Kept lines that follow each other in the backend's head are copied
+    // as one run of bytes; a line is rewritten only when it must be (a
+    // folded value, trailing whitespace, a bare LF).
+    let base = bytes.as_ptr() as usize;
+    let mut run = 0..0;
     for field in res.headers.iter() {
         let name = field.name.as_bytes();
         if is_hop_by_hop(name)
@@ -861,11 +883,31 @@ fn relay_head(
         {
             continue;
         }
+        let start = name.as_ptr() as usize - base;
+        // An empty value's slice need not point into the head.
+        let value_end = (field.value.as_ptr() as usize)
+            .checked_sub(base)
+            .filter(|_| !field.value.is_empty())
+            .map(|at| at + field.value.len());
+        let verbatim = value_end.filter(|&end| {
+            bytes.get(end..end + 2) == Some(b"\r\n") && !field.value.contains(&b'\n')
+        });
+        if let Some(value_end) = verbatim {
+            if run.end != start {
+                out.extend_from_slice(&bytes[run]);
+                run = start..start;
+            }
+            run.end = value_end + 2;
+            continue;
+        }
+        out.extend_from_slice(&bytes[run]);
+        run = 0..0;
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         push_unfolded(out, field.value);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(&bytes[run]);
     if matches!(framing, Framing::Chunked(_) | Framing::Eof) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -1060,6 +1102,30 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    #[test]
+    fn kept_lines_are_copied_or_rewritten_as_needed() {
+        let (head, _) = head_of(
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nB:2 \r\nC:\r\nConnection: close\r\nD:\t4\r\nE: 5\r\nContent-Length: 0\r\n\r\n",
+            Method::GET,
+            false,
+        );
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: \r\nD:\t4\r\nE: 5\r\nContent-Length: 0\r\ndate: "
+                .to_string() + &head[head.len() - 33..]
+        );
+        assert!(head.ends_with(" GMT\r\n\r\n"), "{head}");
+        let (head, _) = head_of(
+            b"HTTP/1.1 200 OK\nA: 1\nDate: d\nContent-Length: 0\n\n",
+            Method::GET,
+            false,
+        );
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nDate: d\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]
