@@ -296,3 +296,33 @@ async fn what_the_relay_leaves_is_answered_by_the_pipeline() {
     let r = get(&esc.url("/"), "nowhere.test").await;
     assert_eq!(r.status, 404);
 }
+
+/// A service the relay does not forward to (HTTPS servers) is balanced by
+/// the pipeline alone: the relay decides before it takes a server's turn.
+/// (Found by the swarm tests: the relay picked a server, saw it was HTTPS
+/// and handed over, and the pipeline's pick then always fell on the
+/// other one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_left_to_the_pipeline_keep_their_balance() {
+    let one = Whoami::start_with("one", 0, &["--tls-self-signed"]);
+    let two = Whoami::start_with("two", 0, &["--tls-self-signed"]);
+    let urls: Vec<String> = [&one, &two]
+        .iter()
+        .map(|w| w.url().replace("http://", "https://"))
+        .collect();
+    let yaml = routes_yaml(
+        "    r:\n      rule: \"Host(`tls.test`)\"\n      service: s",
+        &lb("s", &urls),
+        "    {}",
+    );
+    let esc = Escale::start(&yaml, &["--serversTransport.insecureSkipVerify=true"]);
+    esc.routed("tls.test", Duration::from_secs(5)).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        let r = get(&esc.url("/"), "tls.test").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        *seen.entry(r.echo("Name").unwrap_or_default()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.get("one"), Some(&10), "{seen:?}");
+    assert_eq!(seen.get("two"), Some(&10), "{seen:?}");
+}

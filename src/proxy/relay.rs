@@ -202,7 +202,8 @@ impl Relay<'_> {
         let Target::Service(service) = &route.target else {
             return None;
         };
-        if service.sticky.is_some()
+        if !service.plain_http1
+            || service.sticky.is_some()
             || service.balancer.reads_request()
             || service.transport.config.response_header_timeout.is_some()
         {
@@ -242,9 +243,6 @@ impl Relay<'_> {
             .pick(key.as_deref().map(str::as_bytes), |_| false)
             .map_err(|_| Failed::BeforeAnswer)?;
         let server = &picked.server;
-        if server.h2c || server.tls {
-            return Err(Failed::BeforeAnswer);
-        }
         let config = &service.transport.config;
         let leaving = server.leaving();
         let checkout = server

@@ -688,7 +688,9 @@ fn build_service(
         .map(|s| s.retries())
         .unwrap_or(0);
     let name: Arc<str> = name.into();
+    let plain_http1 = servers.iter().all(|s| !s.tls && !s.h2c);
     let runtime = ServiceRuntime {
+        plain_http1,
         balancer: Balancer::new(
             name.clone(),
             servers,

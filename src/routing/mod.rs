@@ -85,6 +85,11 @@ pub struct ServiceRuntime {
     pub name: Arc<str>,
     pub balancer: Balancer,
     pub pass_host_header: bool,
+    /// Every server speaks plain HTTP/1.1 (no `https://`, no h2c): what
+    /// the relay (`proxy::relay`) forwards to, decided before a server is
+    /// picked so that the balancer's turn is not spent on a request the
+    /// pipeline then takes.
+    pub plain_http1: bool,
     pub sticky: Option<StickyCookie>,
     pub transport: Arc<Transport>,
     /// The active health check, when configured and valid.
