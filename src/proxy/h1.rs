@@ -875,19 +875,28 @@ fn response_framing(head: &Head, method: &Method) -> Result<Framing, Error> {
 fn content_length(headers: &HeaderMap) -> Option<Result<u64, ()>> {
     let mut found: Option<u64> = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                return Some(Err(()));
-            }
-            let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-            match found {
-                Some(prev) if prev != n => return Some(Err(())),
-                _ => found = Some(n),
-            }
+        if add_content_length(&mut found, value.as_bytes()).is_err() {
+            return Some(Err(()));
         }
     }
     found.map(Ok)
+}
+
+/// Adds one `Content-Length` value (a comma list) to what the earlier
+/// ones said; an error when a part is no number or disagrees.
+pub(super) fn add_content_length(found: &mut Option<u64>, value: &[u8]) -> Result<(), ()> {
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return Err(());
+        }
+        let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+        match *found {
+            Some(prev) if prev != n => return Err(()),
+            _ => *found = Some(n),
+        }
+    }
+    Ok(())
 }
 
 /// Framing of the request body, as hyper's client chose it: a body known to

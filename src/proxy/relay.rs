@@ -542,11 +542,11 @@ fn observe(
 }
 
 /// A response head relayed to the client, and how its body follows.
-pub(super) struct Answer {
-    pub status: u16,
-    pub content_length: Option<u64>,
-    pub framing: h1::Framing,
-    pub keep_alive: bool,
+struct Answer {
+    status: u16,
+    content_length: Option<u64>,
+    framing: h1::Framing,
+    keep_alive: bool,
 }
 
 /// Relays the response body, after the head in `out`, framed for the
@@ -796,7 +796,8 @@ fn relay_head(
     let mut listed: [&[u8]; 8] = [&[]; 8];
     let mut listed_count = 0;
     let mut chunked: Option<bool> = None;
-    let mut length: Option<Result<u64, ()>> = None;
+    let mut length: Option<u64> = None;
+    let mut length_broken = false;
     let mut has_date = false;
     for field in res.headers.iter() {
         let name = field.name.as_bytes();
@@ -821,19 +822,7 @@ fn relay_head(
             let last = field.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if is(b"content-length") {
-            for part in field.value.split(|&b| b == b',') {
-                let part = part.trim_ascii();
-                if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                    length = Some(Err(()));
-                    break;
-                }
-                let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-                match length {
-                    Some(Ok(prev)) if prev != n => length = Some(Err(())),
-                    Some(Err(())) => {}
-                    _ => length = Some(Ok(n)),
-                }
-            }
+            length_broken |= h1::add_content_length(&mut length, field.value).is_err();
         } else if is(b"date") {
             has_date = true;
         }
@@ -851,9 +840,9 @@ fn relay_head(
         }
     } else {
         match length {
-            Some(Ok(0)) => Framing::Done,
-            Some(Ok(n)) => Framing::Length(n),
-            Some(Err(())) => return Err(Error::Invalid("content-length")),
+            _ if length_broken => return Err(Error::Invalid("content-length")),
+            Some(0) => Framing::Done,
+            Some(n) => Framing::Length(n),
             None => Framing::Eof,
         }
     };
@@ -918,10 +907,7 @@ fn relay_head(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    let content_length = match (chunked, length) {
-        (None, Some(Ok(n))) => Some(n),
-        _ => None,
-    };
+    let content_length = length.filter(|_| chunked.is_none() && !length_broken);
     Ok(Some((
         len,
         Some(Answer {

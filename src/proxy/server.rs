@@ -316,28 +316,12 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ended = if h2 {
-        let mut conn = Connection::new(remote, tls.is_some());
-        conn.client_certs = tls.flatten();
-        let service = connection_service(Arc::new(ConnectionState {
-            proxy: shared.proxy.clone(),
-            ep: shared.ep.clone(),
-            conn,
-            activity: None,
-        }));
+        let service = connection_service(ConnectionState::new(shared, remote, tls, None));
         Box::pin(watcher.watch(shared.http2.serve_connection(TokioIo::new(io), service))).await
     } else {
         // A new connection begins with its first request's head.
         let activity = Activity::new(Phase::Head);
-        let state = Arc::new(ConnectionState {
-            proxy: shared.proxy.clone(),
-            ep: shared.ep.clone(),
-            conn: {
-                let mut conn = Connection::new(remote, tls.is_some());
-                conn.client_certs = tls.flatten();
-                conn
-            },
-            activity: Some(activity.clone()),
-        });
+        let state = ConnectionState::new(shared, remote, tls, Some(activity.clone()));
         let mut io = Watched::new(io, activity.clone());
         let mut shutdown = shared.shutdown.clone();
         // Gated: the connection's task wakes several times per request, and
@@ -444,6 +428,26 @@ struct ConnectionState {
     conn: Connection,
     /// An HTTP/1 connection's phase, for the watchdog.
     activity: Option<Arc<Activity>>,
+}
+
+impl ConnectionState {
+    /// `tls`: the client's certificates for a TLS connection, `None` for a
+    /// plain one.
+    fn new(
+        shared: &Shared,
+        remote: std::net::SocketAddr,
+        tls: Option<ClientCerts>,
+        activity: Option<Arc<Activity>>,
+    ) -> Arc<Self> {
+        let mut conn = Connection::new(remote, tls.is_some());
+        conn.client_certs = tls.flatten();
+        Arc::new(ConnectionState {
+            proxy: shared.proxy.clone(),
+            ep: shared.ep.clone(),
+            conn,
+            activity,
+        })
+    }
 }
 
 /// The per-connection request handler.
