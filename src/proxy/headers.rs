@@ -37,25 +37,33 @@ pub static FORWARDED_FAMILY: [&HeaderName; 11] = [
     &X_REAL_IP,
 ];
 
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
-/// The RFC 9110 hop-by-hop header (or a legacy one proxies drop) that `name`
-/// is, if any. One match on the name's text: every response and request
-/// runs each of its names through it.
-fn hop_by_hop(name: &HeaderName) -> Option<&'static HeaderName> {
-    Some(match name.as_str() {
-        "connection" => &header::CONNECTION,
-        "proxy-authenticate" => &header::PROXY_AUTHENTICATE,
-        "proxy-authorization" => &header::PROXY_AUTHORIZATION,
-        "te" => &header::TE,
-        "trailer" => &header::TRAILER,
-        "transfer-encoding" => &header::TRANSFER_ENCODING,
-        "upgrade" => &header::UPGRADE,
-        "keep-alive" => &KEEP_ALIVE,
-        "proxy-connection" => &PROXY_CONNECTION,
+/// The hop-by-hop header (RFC 9110's, or a legacy one proxies drop) that
+/// the raw name (any case) is, as its lowercase name. Every name of every
+/// relayed head goes through it: the length picks the one candidate.
+#[inline]
+pub fn hop_by_hop(name: &[u8]) -> Option<&'static str> {
+    let first = name.first().map(u8::to_ascii_lowercase);
+    let candidate = match name.len() {
+        2 => "te",
+        7 if first == Some(b't') => "trailer",
+        7 => "upgrade",
+        10 if first == Some(b'c') => "connection",
+        10 => "keep-alive",
+        16 => "proxy-connection",
+        17 => "transfer-encoding",
+        18 => "proxy-authenticate",
+        19 => "proxy-authorization",
         _ => return None,
-    })
+    };
+    name.eq_ignore_ascii_case(candidate.as_bytes())
+        .then_some(candidate)
+}
+
+/// The tokens a `Connection` header carries that name no header to remove.
+pub fn is_connection_option(token: &[u8]) -> bool {
+    token.eq_ignore_ascii_case(b"close")
+        || token.eq_ignore_ascii_case(b"keep-alive")
+        || token.eq_ignore_ascii_case(b"upgrade")
 }
 
 /// Is `name` one of the forwarded family? A cheap test on the name's text
@@ -108,12 +116,12 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<&HeaderValue> {
 /// Most messages carry one or two of them at most: one pass over the names
 /// present finds them, and only those are removed (each removal hashes).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present: [Option<&'static HeaderName>; 9] = [None; 9];
+    let mut present: [Option<&'static str>; 9] = [None; 9];
     let mut count = 0;
     let mut connection = false;
     for name in headers.keys() {
-        if let Some(hop) = hop_by_hop(name) {
-            connection |= *hop == header::CONNECTION;
+        if let Some(hop) = hop_by_hop(name.as_str().as_bytes()) {
+            connection |= hop == "connection";
             present[count] = Some(hop);
             count += 1;
         }
@@ -127,14 +135,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         for value in headers.get_all(header::CONNECTION) {
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close")
-                    || token.eq_ignore_ascii_case(b"keep-alive")
-                    || token.eq_ignore_ascii_case(b"upgrade")
-                {
+                if is_connection_option(token) {
                     continue;
                 }
-                if let Ok(name) = HeaderName::from_bytes(token)
-                    && hop_by_hop(&name).is_none()
+                if hop_by_hop(token).is_none()
+                    && let Ok(name) = HeaderName::from_bytes(token)
                 {
                     named.push(name);
                 }

@@ -43,8 +43,8 @@ use super::observe::{Exchange, Protocol};
 use super::pool::{Sender, Wire};
 use super::target;
 use super::watchdog::{Activity, Phase};
-use crate::balance::ServerState;
 use crate::balance::passive::FailureKind;
+use crate::balance::{InFlight, Picked, ServerState};
 use crate::routing::{Route, ServiceRuntime, Target};
 use crate::rules::{self, RequestInfo};
 
@@ -191,7 +191,7 @@ impl Relay<'_> {
                 path: &path,
                 query: uri.query(),
                 method: &head.method,
-                headers: &http::HeaderMap::new(),
+                headers: no_headers(),
                 client_ip: self.conn.remote.ip(),
             },
             tls,
@@ -235,14 +235,12 @@ impl Relay<'_> {
             service,
         } = plan;
         let client_ip = self.conn.remote.ip();
-        let key = service
-            .balancer
-            .hash_key(&http::HeaderMap::new(), client_ip);
-        let picked = service
+        let key = service.balancer.hash_key(no_headers(), client_ip);
+        let Picked { server, in_flight } = service
             .balancer
             .pick(key.as_deref().map(str::as_bytes), |_| false)
             .map_err(|_| Failed::BeforeAnswer)?;
-        let server = &picked.server;
+        let server = &server;
         let config = &service.transport.config;
         let leaving = server.leaving();
         let checkout = server
@@ -266,8 +264,11 @@ impl Relay<'_> {
         };
 
         self.encode_request(&mut backend.head, &head, &uri, server, service);
-        let sent_at = Instant::now();
         let reused = backend.reused;
+        // A pooled connection was handed over at once: the exchange's
+        // start is the send's, within the head's encoding, and saves a
+        // clock read.
+        let sent_at = if reused { started } else { Instant::now() };
         if let Err((_, any)) =
             h1::write_all(&mut backend.io, &mut [IoSlice::new(&backend.head)]).await
         {
@@ -329,7 +330,11 @@ impl Relay<'_> {
             answered - started,
         );
 
-        let relayed = relay_body(io, &mut backend, answer.framing, &mut out).await;
+        // The server's slot (`maxConnsPerServer`) is freed once its answer
+        // is read, before the client has the last of it: the client's next
+        // request may find it free.
+        let mut in_flight = Some(in_flight);
+        let relayed = relay_body(io, &mut backend, answer.framing, &mut out, &mut in_flight).await;
         // The buffer serves the connection's next request head.
         backend.head = out;
         let keep_backend = answer.keep_alive && relayed.is_ok();
@@ -338,7 +343,6 @@ impl Relay<'_> {
                 .pool
                 .checkin(backend.recycle(), config.max_idle_conns_per_host);
         }
-        drop(picked);
         relayed.map_err(|_| Failed::Answering)?;
         Ok(if close {
             Relayed::Close
@@ -452,6 +456,15 @@ enum Failed {
     Answering,
 }
 
+/// The header map the relay's requests show to rules and balancers: none
+/// of their headers is one these read (see `plan`). One map for all, so
+/// that no request builds and drops its own.
+fn no_headers() -> &'static http::HeaderMap {
+    static EMPTY: std::sync::LazyLock<http::HeaderMap> =
+        std::sync::LazyLock::new(http::HeaderMap::new);
+    &EMPTY
+}
+
 /// The connection's unread bytes, for hyper to read first.
 fn handover(mut buf: Vec<u8>, filled: usize) -> Vec<u8> {
     buf.truncate(filled);
@@ -550,22 +563,30 @@ struct Answer {
 }
 
 /// Relays the response body, after the head in `out`, framed for the
-/// client: as it came when its length is known, else chunked.
+/// client: as it came when its length is known, else chunked. `in_flight`
+/// is dropped as soon as the backend's answer is read in full.
 async fn relay_body<C: AsyncWrite + Unpin>(
     io: &mut C,
     backend: &mut h1::Conn,
     framing: h1::Framing,
     out: &mut Vec<u8>,
+    in_flight: &mut Option<InFlight>,
 ) -> std::io::Result<()> {
     use h1::Framing;
     let result = match framing {
-        Framing::Done => write_out(io, out, &[]).await,
+        Framing::Done => {
+            in_flight.take();
+            write_out(io, out, &[]).await
+        }
         Framing::Length(mut left) => {
             loop {
                 let n = backend
                     .buf
                     .len()
                     .min(usize::try_from(left).unwrap_or(usize::MAX));
+                if n as u64 == left {
+                    in_flight.take();
+                }
                 write_out(io, out, &backend.buf[..n]).await?;
                 out.clear();
                 backend.buf.advance(n);
@@ -588,7 +609,10 @@ async fn relay_body<C: AsyncWrite + Unpin>(
                     Ok(Decoded::Data(data)) => write_chunk(io, out, &data).await?,
                     // Trailers are not sent to an HTTP/1 client that did
                     // not ask for them (it sent no TE, see `scan`).
-                    Ok(Decoded::Trailers(_)) | Ok(Decoded::End) => break,
+                    Ok(Decoded::Trailers(_)) | Ok(Decoded::End) => {
+                        in_flight.take();
+                        break;
+                    }
                     Ok(Decoded::More) => fill(backend, h1::READ_SIZE * 2).await?,
                 }
                 if state == Chunk::Size && backend.buf.is_empty() {
@@ -605,6 +629,7 @@ async fn relay_body<C: AsyncWrite + Unpin>(
                     write_chunk(io, out, &data).await?;
                 }
                 if fill_or_end(backend).await? == 0 {
+                    in_flight.take();
                     break;
                 }
             }
@@ -731,30 +756,6 @@ fn poll_answer<C: AsyncRead + Unpin>(
     }
 }
 
-/// Headers a proxy does not pass on (`headers::hop_by_hop`).
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 9] = [
-        b"connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"keep-alive",
-        b"proxy-connection",
-    ];
-    HOP.iter()
-        .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
-}
-
-/// Names a `Connection` header may list that are no header to remove.
-fn is_connection_option(token: &[u8]) -> bool {
-    token.eq_ignore_ascii_case(b"close")
-        || token.eq_ignore_ascii_case(b"keep-alive")
-        || token.eq_ignore_ascii_case(b"upgrade")
-}
-
 /// Parses the response head at the front of `bytes`. `None`: incomplete;
 /// `Some((len, None))`: an interim (1xx) answer to skip; else the final
 /// head, written for the client into `out`: HTTP/1.1, hop-by-hop headers
@@ -787,10 +788,15 @@ fn relay_head(
             "101 Switching Protocols to a request that asked no upgrade",
         ));
     }
-    let status = StatusCode::from_u16(code).map_err(|_| Error::Invalid("status code"))?;
+    if !(100..1000).contains(&code) {
+        return Err(Error::Invalid("status code"));
+    }
     let http11 = res.version == Some(1);
 
-    // What the head says of the connection and the body's framing.
+    // What the head says of the connection and the body's framing, and
+    // which of its lines are dropped: each name is looked at once.
+    let mut dropped = [false; MAX_HEADERS];
+    let mut content_lengths = 0;
     let mut keep_alive = http11;
     let mut backend_close = false;
     let mut listed: [&[u8]; 8] = [&[]; 8];
@@ -799,33 +805,41 @@ fn relay_head(
     let mut length: Option<u64> = None;
     let mut length_broken = false;
     let mut has_date = false;
-    for field in res.headers.iter() {
+    for (field, dropped) in res.headers.iter().zip(&mut dropped) {
         let name = field.name.as_bytes();
-        // By length first: most names are none of these four.
-        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
-        if is(b"connection") {
-            for token in field.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    backend_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                } else if !is_connection_option(token) && !token.is_empty() {
-                    if listed_count == listed.len() {
-                        return Err(Error::Invalid("too many names in Connection"));
+        match headers::hop_by_hop(name) {
+            Some("connection") => {
+                for token in field.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        backend_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    } else if !headers::is_connection_option(token) && !token.is_empty() {
+                        if listed_count == listed.len() {
+                            return Err(Error::Invalid("too many names in Connection"));
+                        }
+                        listed[listed_count] = token;
+                        listed_count += 1;
                     }
-                    listed[listed_count] = token;
-                    listed_count += 1;
                 }
             }
-        } else if is(b"transfer-encoding") {
-            let last = field.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
-            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if is(b"content-length") {
-            length_broken |= h1::add_content_length(&mut length, field.value).is_err();
-        } else if is(b"date") {
-            has_date = true;
+            Some("transfer-encoding") => {
+                let last = field.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
+                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            Some(_) => {}
+            None if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") => {
+                length_broken |= h1::add_content_length(&mut length, field.value).is_err();
+                content_lengths += 1;
+                continue;
+            }
+            None => {
+                has_date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
+                continue;
+            }
         }
+        *dropped = true;
     }
     let framing = if matches!(code, 204 | 304) || *method == Method::HEAD {
         Framing::Done
@@ -848,25 +862,39 @@ fn relay_head(
     };
 
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    h1::push_decimal(out, u64::from(code));
-    out.push(b' ');
-    match res.reason {
-        Some(reason) if !reason.is_empty() => out.extend_from_slice(reason.as_bytes()),
-        _ => out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
+    match res.reason.filter(|r| !r.is_empty()) {
+        // An HTTP/1.1 status line with a reason is copied as it came.
+        Some(reason) if http11 && ends_line(bytes, reason.as_bytes()) => {
+            let end = reason.as_ptr() as usize - bytes.as_ptr() as usize + reason.len();
+            out.extend_from_slice(&bytes[..end + 2]);
+        }
+        reason => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            h1::push_decimal(out, u64::from(code));
+            out.push(b' ');
+            let canonical = || {
+                StatusCode::from_u16(code)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("")
+            };
+            out.extend_from_slice(reason.unwrap_or_else(canonical).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
-    out.extend_from_slice(b"\r\n");
     let listed = &listed[..listed_count];
+    // Content-Length goes when the body is re-chunked or was chunked.
+    let drop_lengths = chunked.is_some() && content_lengths > 0;
     // Kept lines that follow each other in the backend's head are copied
     // as one run of bytes; a line is rewritten only when it must be (a
     // folded value, trailing whitespace, a bare LF).
     let base = bytes.as_ptr() as usize;
     let mut run = 0..0;
-    for field in res.headers.iter() {
+    for (field, &dropped) in res.headers.iter().zip(&dropped) {
         let name = field.name.as_bytes();
-        if is_hop_by_hop(name)
-            || listed.iter().any(|l| l.eq_ignore_ascii_case(name))
-            || (chunked.is_some() && name.eq_ignore_ascii_case(b"content-length"))
+        if dropped
+            || (!listed.is_empty() && listed.iter().any(|l| l.eq_ignore_ascii_case(name)))
+            || (drop_lengths && name.eq_ignore_ascii_case(b"content-length"))
         {
             continue;
         }
@@ -917,6 +945,12 @@ fn relay_head(
             keep_alive: keep_alive && !backend_close && framing != Framing::Eof,
         }),
     )))
+}
+
+/// Is `part` (a slice of `head`) followed by CRLF in it?
+fn ends_line(head: &[u8], part: &[u8]) -> bool {
+    let end = part.as_ptr() as usize - head.as_ptr() as usize + part.len();
+    head.get(end..end + 2) == Some(b"\r\n")
 }
 
 /// A header value, an obsolete multi-line one made one line as `h1` does.
@@ -1110,6 +1144,23 @@ mod tests {
             head,
             "HTTP/1.1 200 OK\r\nA: 1\r\nDate: d\r\nContent-Length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn status_lines_are_http_1_1_with_a_reason() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"HTTP/1.1 200 Fine\r\n", "HTTP/1.1 200 Fine\r\n"),
+            (b"HTTP/1.1 200 Fine\n", "HTTP/1.1 200 Fine\r\n"),
+            (b"HTTP/1.0 404 Nope\r\n", "HTTP/1.1 404 Nope\r\n"),
+            (b"HTTP/1.1 503 \r\n", "HTTP/1.1 503 Service Unavailable\r\n"),
+            (b"HTTP/1.1 599 \r\n", "HTTP/1.1 599 \r\n"),
+        ];
+        for (status_line, want) in cases {
+            let raw = [status_line, b"Date: d\r\nContent-Length: 0\r\n\r\n"].concat();
+            let (head, answer) = head_of(&raw, Method::GET, false);
+            assert!(head.starts_with(want), "{head:?}");
+            assert_eq!(answer.status.to_string(), want[9..12]);
+        }
     }
 
     #[test]

@@ -59,10 +59,19 @@ fn bad(why: &'static str) -> ProxyError {
 /// port may be written with (Go's `httpguts.ValidHostHeader`): unreserved
 /// characters, sub-delims, `%`, `:` and brackets.
 pub(super) fn valid_host(host: &[u8]) -> bool {
-    host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
+    host.iter().all(|&b| HOST_BYTES[usize::from(b)])
+}
+
+/// The bytes a Host may hold, as a table: every relayed request's Host is
+/// checked byte by byte.
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
             || matches!(
-                b,
+                c,
                 b'!' | b'$'
                     | b'%'
                     | b'&'
@@ -81,9 +90,11 @@ pub(super) fn valid_host(host: &[u8]) -> bool {
                     | b']'
                     | b'_'
                     | b'~'
-            )
-    })
-}
+            );
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -144,6 +155,20 @@ mod tests {
             checked("GET", "/", v11, &["a.test/x"]),
             Err("bad request: malformed Host header".into())
         );
+    }
+
+    #[test]
+    fn host_bytes_are_those_of_go_s_valid_host_header() {
+        let allowed: Vec<u8> = (b'a'..=b'z')
+            .chain(b'A'..=b'Z')
+            .chain(b'0'..=b'9')
+            .chain(*b"!$%&'()*+,-.:;=[]_~")
+            .collect();
+        for b in 0..=255u8 {
+            assert_eq!(valid_host(&[b]), allowed.contains(&b), "byte {b:#04x}");
+        }
+        assert!(valid_host(b"[fe80::1%25eth0]:443"));
+        assert!(!valid_host("é.test".as_bytes()));
     }
 
     #[test]
