@@ -108,7 +108,7 @@ if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   start_proxy
   load 64 2 >/dev/null
   all=$(ps -e -o pid=,ppid= | awk -v p="$px" '$1==p||$2==p{print $1}' | paste -sd,)
-  perf stat -e raw_syscalls:sys_enter,sched:sched_waking,context-switches,task-clock -p "$all" -o "$work/stat.txt" -- sleep 5 &
+  perf stat -e raw_syscalls:sys_enter,sched:sched_waking,context-switches,page-faults,task-clock -p "$all" -o "$work/stat.txt" -- sleep 5 &
   ps_pid=$!
   cpu_ticks() { for p in ${all//,/ }; do awk '{print $14, $15}' "/proc/$p/stat"; done |
     awk '{u+=$1; s+=$2} END {print u, s}'; }
@@ -120,7 +120,7 @@ if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   echo "$before $after" | awk -v r="$req" -v hz="$hz" '{
     printf "  %-28s %8.2f per request\n", "user CPU microseconds", ($3-$1)*1e6/hz/r
     printf "  %-28s %8.2f per request\n", "system CPU microseconds", ($4-$2)*1e6/hz/r }'
-  awk -v r="$req" '/raw_syscalls|sched_waking|context-switches/ {gsub(",","",$1); printf "  %-28s %8.3f per request\n", $2, $1/r}
+  awk -v r="$req" '/raw_syscalls|sched_waking|context-switches|page-faults/ {gsub(",","",$1); printf "  %-28s %8.3f per request\n", $2, $1/r}
     /task-clock/ {gsub(",","",$1); printf "  %-28s %8.2f per request\n", "CPU microseconds", $1*1000/r}' "$work/stat.txt"
 fi
 

@@ -11,23 +11,39 @@ use common::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// Reads one HTTP/1.1 answer with a `Content-Length` (or chunked) body off
-/// `s`, leaving what follows it unread in `pending`.
-async fn read_answer(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>) {
+/// Reads more of the connection into `pending`; `place` says where a
+/// close would have come too early.
+async fn read_more(s: &mut TcpStream, pending: &mut Vec<u8>, place: &str) {
     let mut buf = [0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    assert!(
+        n > 0,
+        "closed {place}: {}",
+        String::from_utf8_lossy(pending)
+    );
+    pending.extend_from_slice(&buf[..n]);
+}
+
+/// Reads one answer's head off `s`, leaving what follows it in `pending`.
+async fn read_head(s: &mut TcpStream, pending: &mut Vec<u8>) -> String {
     let head_end = loop {
         if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .expect("answer in time")
-            .unwrap();
-        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(pending));
-        pending.extend_from_slice(&buf[..n]);
+        read_more(s, pending, "before the head's end").await;
     };
     let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
     pending.drain(..head_end);
+    head
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` (or chunked) body off
+/// `s`, leaving what follows it unread in `pending`.
+async fn read_answer(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>) {
+    let head = read_head(s, pending).await;
     let lower = head.to_ascii_lowercase();
     let mut body = Vec::new();
     if let Some(len) = lower
@@ -36,9 +52,7 @@ async fn read_answer(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u
         .map(|v| v.trim().parse::<usize>().unwrap())
     {
         while pending.len() < len {
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed in the body");
-            pending.extend_from_slice(&buf[..n]);
+            read_more(s, pending, "in the body").await;
         }
         body = pending.drain(..len).collect();
     } else if lower.contains("transfer-encoding: chunked") {
@@ -47,9 +61,7 @@ async fn read_answer(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u
                 if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
                     break i;
                 }
-                let n = s.read(&mut buf).await.unwrap();
-                assert!(n > 0, "closed in a chunk size");
-                pending.extend_from_slice(&buf[..n]);
+                read_more(s, pending, "in a chunk size").await;
             };
             let size = usize::from_str_radix(
                 std::str::from_utf8(&pending[..line_end]).unwrap().trim(),
@@ -58,9 +70,7 @@ async fn read_answer(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u
             .unwrap();
             pending.drain(..line_end + 2);
             while pending.len() < size + 2 {
-                let n = s.read(&mut buf).await.unwrap();
-                assert!(n > 0, "closed in a chunk");
-                pending.extend_from_slice(&buf[..n]);
+                read_more(s, pending, "in a chunk").await;
             }
             body.extend(pending.drain(..size));
             pending.drain(..2);
@@ -236,18 +246,8 @@ async fn unsized_bodies_are_relayed_chunked() {
     .unwrap();
     // The HEAD answer has its Content-Length and no body: the next answer
     // follows its head directly.
-    let head_end = loop {
-        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        pending.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&pending[..head_end]).to_ascii_lowercase();
+    let head = read_head(&mut s, &mut pending).await.to_ascii_lowercase();
     assert!(head.contains("content-length: 1000"), "{head}");
-    pending.drain(..head_end);
     let (head, body) = read_answer(&mut s, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(String::from_utf8_lossy(&body), "hello world");
