@@ -265,9 +265,9 @@ impl Relay<'_> {
 
         self.encode_request(&mut backend.head, &head, &uri, server, service);
         let reused = backend.reused;
-        // A pooled connection was handed over at once: the exchange's
-        // start is the send's, within the head's encoding, and saves a
-        // clock read.
+        // A pooled connection comes at once, so the exchange's start
+        // stands for the send (they differ by the head's encoding): one
+        // clock read fewer.
         let sent_at = if reused { started } else { Instant::now() };
         if let Err((_, any)) =
             h1::write_all(&mut backend.io, &mut [IoSlice::new(&backend.head)]).await
@@ -883,7 +883,8 @@ fn relay_head(
         }
     }
     let listed = &listed[..listed_count];
-    // Content-Length goes when the body is re-chunked or was chunked.
+    // A Transfer-Encoding overrides any Content-Length (RFC 9112, 6.3),
+    // which is then dropped.
     let drop_lengths = chunked.is_some() && content_lengths > 0;
     // Kept lines that follow each other in the backend's head are copied
     // as one run of bytes; a line is rewritten only when it must be (a
