@@ -37,25 +37,28 @@ pub static FORWARDED_FAMILY: [&HeaderName; 11] = [
     &X_REAL_IP,
 ];
 
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// The hop-by-hop header (RFC 9110's, or a legacy one proxies drop) that
-/// the raw name (any case) is, as its lowercase name. Every name of every
-/// relayed head goes through it: the length picks the one candidate.
+/// the raw name (any case) is. Every name of every head goes through it:
+/// the length picks the one candidate.
 #[inline]
-pub fn hop_by_hop(name: &[u8]) -> Option<&'static str> {
+pub fn hop_by_hop(name: &[u8]) -> Option<&'static HeaderName> {
     let first = name.first().map(u8::to_ascii_lowercase);
     let candidate = match name.len() {
-        2 => "te",
-        7 if first == Some(b't') => "trailer",
-        7 => "upgrade",
-        10 if first == Some(b'c') => "connection",
-        10 => "keep-alive",
-        16 => "proxy-connection",
-        17 => "transfer-encoding",
-        18 => "proxy-authenticate",
-        19 => "proxy-authorization",
+        2 => &header::TE,
+        7 if first == Some(b't') => &header::TRAILER,
+        7 => &header::UPGRADE,
+        10 if first == Some(b'c') => &header::CONNECTION,
+        10 => &KEEP_ALIVE,
+        16 => &PROXY_CONNECTION,
+        17 => &header::TRANSFER_ENCODING,
+        18 => &header::PROXY_AUTHENTICATE,
+        19 => &header::PROXY_AUTHORIZATION,
         _ => return None,
     };
-    name.eq_ignore_ascii_case(candidate.as_bytes())
+    name.eq_ignore_ascii_case(candidate.as_str().as_bytes())
         .then_some(candidate)
 }
 
@@ -116,12 +119,12 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<&HeaderValue> {
 /// Most messages carry one or two of them at most: one pass over the names
 /// present finds them, and only those are removed (each removal hashes).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present: [Option<&'static str>; 9] = [None; 9];
+    let mut present: [Option<&'static HeaderName>; 9] = [None; 9];
     let mut count = 0;
     let mut connection = false;
     for name in headers.keys() {
         if let Some(hop) = hop_by_hop(name.as_str().as_bytes()) {
-            connection |= hop == "connection";
+            connection |= *hop == header::CONNECTION;
             present[count] = Some(hop);
             count += 1;
         }

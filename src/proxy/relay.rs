@@ -796,7 +796,6 @@ fn relay_head(
     // What the head says of the connection and the body's framing, and
     // which of its lines are dropped: each name is looked at once.
     let mut dropped = [false; MAX_HEADERS];
-    let mut content_lengths = 0;
     let mut keep_alive = http11;
     let mut backend_close = false;
     let mut listed: [&[u8]; 8] = [&[]; 8];
@@ -808,7 +807,7 @@ fn relay_head(
     for (field, dropped) in res.headers.iter().zip(&mut dropped) {
         let name = field.name.as_bytes();
         match headers::hop_by_hop(name) {
-            Some("connection") => {
+            Some(hop) if *hop == http::header::CONNECTION => {
                 for token in field.value.split(|&b| b == b',') {
                     let token = token.trim_ascii();
                     if token.eq_ignore_ascii_case(b"close") {
@@ -824,14 +823,13 @@ fn relay_head(
                     }
                 }
             }
-            Some("transfer-encoding") => {
+            Some(hop) if *hop == http::header::TRANSFER_ENCODING => {
                 let last = field.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
                 chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
             Some(_) => {}
             None if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") => {
                 length_broken |= h1::add_content_length(&mut length, field.value).is_err();
-                content_lengths += 1;
                 continue;
             }
             None => {
@@ -864,9 +862,8 @@ fn relay_head(
     out.clear();
     match res.reason.filter(|r| !r.is_empty()) {
         // An HTTP/1.1 status line with a reason is copied as it came.
-        Some(reason) if http11 && ends_line(bytes, reason.as_bytes()) => {
-            let end = reason.as_ptr() as usize - bytes.as_ptr() as usize + reason.len();
-            out.extend_from_slice(&bytes[..end + 2]);
+        Some(reason) if http11 && let Some(end) = line_end(bytes, reason.as_bytes()) => {
+            out.extend_from_slice(&bytes[..end]);
         }
         reason => {
             out.extend_from_slice(b"HTTP/1.1 ");
@@ -883,9 +880,6 @@ fn relay_head(
         }
     }
     let listed = &listed[..listed_count];
-    // A Transfer-Encoding overrides any Content-Length (RFC 9112, 6.3),
-    // which is then dropped.
-    let drop_lengths = chunked.is_some() && content_lengths > 0;
     // Kept lines that follow each other in the backend's head are copied
     // as one run of bytes; a line is rewritten only when it must be (a
     // folded value, trailing whitespace, a bare LF).
@@ -895,25 +889,22 @@ fn relay_head(
         let name = field.name.as_bytes();
         if dropped
             || (!listed.is_empty() && listed.iter().any(|l| l.eq_ignore_ascii_case(name)))
-            || (drop_lengths && name.eq_ignore_ascii_case(b"content-length"))
+            // A Transfer-Encoding overrides any Content-Length (RFC 9112,
+            // 6.3), which is then dropped.
+            || (chunked.is_some() && name.eq_ignore_ascii_case(b"content-length"))
         {
             continue;
         }
         let start = name.as_ptr() as usize - base;
         // An empty value's slice need not point into the head.
-        let value_end = (field.value.as_ptr() as usize)
-            .checked_sub(base)
-            .filter(|_| !field.value.is_empty())
-            .map(|at| at + field.value.len());
-        let verbatim = value_end.filter(|&end| {
-            bytes.get(end..end + 2) == Some(b"\r\n") && !field.value.contains(&b'\n')
-        });
-        if let Some(value_end) = verbatim {
+        let verbatim = line_end(bytes, field.value)
+            .filter(|_| !field.value.is_empty() && !field.value.contains(&b'\n'));
+        if let Some(line_end) = verbatim {
             if run.end != start {
                 out.extend_from_slice(&bytes[run]);
                 run = start..start;
             }
-            run.end = value_end + 2;
+            run.end = line_end;
             continue;
         }
         out.extend_from_slice(&bytes[run]);
@@ -948,10 +939,11 @@ fn relay_head(
     )))
 }
 
-/// Is `part` (a slice of `head`) followed by CRLF in it?
-fn ends_line(head: &[u8], part: &[u8]) -> bool {
-    let end = part.as_ptr() as usize - head.as_ptr() as usize + part.len();
-    head.get(end..end + 2) == Some(b"\r\n")
+/// Where the line that `part` (a slice of `head`) ends ends, past its
+/// CRLF; `None` if no CRLF follows it there.
+fn line_end(head: &[u8], part: &[u8]) -> Option<usize> {
+    let end = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)? + part.len();
+    (head.get(end..end + 2) == Some(b"\r\n")).then_some(end + 2)
 }
 
 /// A header value, an obsolete multi-line one made one line as `h1` does.
